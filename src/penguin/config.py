@@ -1,0 +1,123 @@
+"""Settings: ``PENGUIN_*`` environment variables, an optional ``penguin.toml``, and explicit overrides.
+
+Precedence (highest first): keyword arguments, environment, ``penguin.toml`` in the working
+directory (or the file named by ``PENGUIN_CONFIG``), defaults. Provider credentials use their
+conventional names (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything Penguin reads from its environment. Build one and hand it to ``PenguinCore``."""
+
+    model_config = SettingsConfigDict(env_prefix="PENGUIN_", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(default=Path(".penguin"), description="Where the database and caches live.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL. Default: sqlite+aiosqlite:///<data_dir>/penguin.db",
+    )
+    model: str | None = Field(
+        default=None,
+        description=(
+            "Default model for agents that set none, as 'provider:model'. Unset: 'openai:gpt-4o-mini' "
+            "when OPENAI_API_KEY is set, 'anthropic:claude-sonnet-4-5' when ANTHROPIC_API_KEY is set, "
+            "otherwise the embedded 'local:default'."
+        ),
+    )
+    tenant_id: str = Field(default="default", description="Tenant stamped on rows written by this core.")
+    auto_create_agents: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("auto_create_agents", "PENGUIN_AGENTS_AUTO_CREATE"),
+        description="Create an unknown but valid agent_id on first chat (else 404).",
+    )
+    max_iterations: int = Field(default=10, ge=1, le=1000, description="Model calls per turn at most.")
+    context_tokens: int = Field(
+        default=32_000, ge=256, description="Default context budget (tokens) when the model sets none."
+    )
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_key: str | None = Field(default=None, description="Bearer token required by the API when set.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request body limit (bytes).")
+
+    # Providers
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        validation_alias=AliasChoices("openai_base_url", "OPENAI_BASE_URL", "PENGUIN_OPENAI_BASE_URL"),
+    )
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("openai_api_key", "OPENAI_API_KEY", "PENGUIN_OPENAI_API_KEY")
+    )
+    anthropic_base_url: str = Field(
+        default="https://api.anthropic.com",
+        validation_alias=AliasChoices("anthropic_base_url", "ANTHROPIC_BASE_URL", "PENGUIN_ANTHROPIC_BASE_URL"),
+    )
+    anthropic_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("anthropic_api_key", "ANTHROPIC_API_KEY", "PENGUIN_ANTHROPIC_API_KEY"),
+    )
+    model_timeout: float = Field(default=120.0, gt=0, description="Seconds per model HTTP request.")
+    model_retries: int = Field(default=3, ge=0, le=10, description="Retries on 429/5xx/timeouts.")
+
+    # Embedded local model
+    local_model_path: Path | None = Field(default=None, description="A GGUF file; default: the bundled one.")
+    local_threads: int = Field(default=1, ge=1, le=64)
+    local_context: int = Field(default=4096, ge=256)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("PENGUIN_CONFIG", "penguin.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # Derived values -------------------------------------------------------------------------
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'penguin.db'}"
+
+    def resolved_default_model(self) -> str:
+        if self.model:
+            return self.model
+        if self.openai_api_key:
+            return "openai:gpt-4o-mini"
+        if self.anthropic_api_key:
+            return "anthropic:claude-sonnet-4-5"
+        return "local:default"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings without secrets, for diagnostics."""
+        out = self.model_dump(mode="json")
+        for key in ("api_key", "openai_api_key", "anthropic_api_key"):
+            if out.get(key):
+                out[key] = "***"
+        return out

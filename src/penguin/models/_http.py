@@ -1,0 +1,275 @@
+"""HTTP plumbing shared by the wire clients: one pooled client, retries, and error translation.
+
+Every httpx failure becomes a ``ModelError`` in exactly one place (``translate_errors``); every
+non-2xx response becomes one in another (``status_error``). Retry policy: 429, 5xx, timeouts and
+connection failures are retried ``retries`` times after the first attempt, with exponential
+backoff and jitter, honouring ``Retry-After`` up to the cap. A stream is retried only until its
+response headers arrive; once the body is flowing, a failure is raised, never replayed, because
+the caller may already have shown the deltas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+
+from penguin.errors import ModelError
+
+#: Parameters that steer Penguin's own machinery (scripted models, context assembly); never sent.
+PENGUIN_ONLY_PARAMETERS = frozenset({"delay", "chunk", "tool", "arguments", "context_tokens"})
+
+_PREVIEW_CHARS = 200
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How often and how long to wait between attempts."""
+
+    #: Attempts after the first one.
+    retries: int
+    #: Seconds before the first retry; doubles each retry.
+    backoff: float = 0.25
+    #: Longest wait in seconds, also the most of a ``Retry-After`` that is honoured.
+    cap: float = 8.0
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.cap)
+        ceiling = min(self.cap, self.backoff * 2.0**retry)
+        # "Equal jitter": at least half the exponential step, so retries never bunch up at zero.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@contextmanager
+def translate_errors(provider: str) -> Iterator[None]:
+    """Turn httpx failures into ``ModelError``; transient ones are marked retryable."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        detail = f"request timed out ({type(exc).__name__})"
+        raise ModelError(detail, provider=provider, retryable=True) from exc
+    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+        raise ModelError(f"cannot send the request: {exc}", provider=provider) from exc
+    except httpx.TransportError as exc:
+        detail = f"connection failed ({type(exc).__name__}): {exc or 'no detail'}"
+        raise ModelError(detail, provider=provider, retryable=True) from exc
+    except httpx.RequestError as exc:
+        raise ModelError(f"request failed ({type(exc).__name__}): {exc}", provider=provider) from exc
+
+
+@contextmanager
+def malformed(provider: str, status_code: int | None) -> Iterator[None]:
+    """Turn a response of the wrong shape (missing keys, wrong types) into ``ModelError``."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"unexpected response shape ({type(exc).__name__}: {exc})"
+        raise ModelError(detail, provider=provider, status_code=status_code) from exc
+
+
+def decode_json(provider: str, status_code: int | None, raw: bytes | str) -> Any:
+    """Parse a JSON body or raise ``ModelError`` quoting the start of it."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        raise ModelError(
+            f"response is not JSON: {text[:_PREVIEW_CHARS]!r}", provider=provider, status_code=status_code
+        ) from None
+
+
+def error_message(raw: bytes) -> str:
+    """The provider's own error message from an error body, or the start of the body."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        # OpenAI and Anthropic: {"error": {"message"}}; Ollama: {"error": "..."};
+        # vLLM: {"message"}; FastAPI-based gateways: {"detail"}.
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        for candidate in (error, body.get("message"), body.get("detail")):
+            if isinstance(candidate, str) and candidate:
+                return candidate
+    text = raw.decode("utf-8", "replace").strip()
+    return text[:_PREVIEW_CHARS] or "empty response body"
+
+
+def status_error(provider: str, response: httpx.Response) -> ModelError:
+    """The ``ModelError`` for a non-2xx response (its body must already be read)."""
+    status = response.status_code
+    return ModelError(
+        error_message(response.content),
+        provider=provider,
+        status_code=status,
+        retryable=status == 429 or status >= 500,
+    )
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms``, ``Retry-After`` seconds or date)."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def missing_key_detail(base_url: str, api_key: str | None, *, public_host: str, env_var: str) -> str | None:
+    """Why requests cannot work (no key for the provider's public API), or ``None``.
+
+    A custom base URL (vLLM, Ollama, llama.cpp, a gateway) may need no key, so only the public
+    host is checked.
+    """
+    if api_key:
+        return None
+    try:
+        host = httpx.URL(base_url).host
+    except httpx.InvalidURL:
+        return None
+    if host != public_host:
+        return None
+    return (
+        f"no API key for {public_host}: set the {env_var} environment variable (or PENGUIN_{env_var}), "
+        "or set the base URL to a server that needs no key"
+    )
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    """Server-sent events as ``(event, data)`` pairs from a body's lines."""
+    event = ""
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "", []
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            event = value
+        # Comments (":keep-alive"), ids and retry hints carry nothing we use.
+    if data:
+        yield event, "\n".join(data)
+
+
+class WireClient:
+    """One lazily created, keep-alive ``httpx.AsyncClient`` with Penguin's retry and error rules."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        policy: RetryPolicy,
+        transport: httpx.AsyncBaseTransport | None = None,
+        key_error: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.policy = policy
+        self._base_url = base_url
+        self._headers = {**headers, "content-type": "application/json"}
+        self._timeout = timeout
+        self._transport = transport
+        self._key_error = key_error
+        self._client: httpx.AsyncClient | None = None
+
+    def _get_client(self) -> httpx.AsyncClient:
+        # Created on first use so that building a model (at config time, maybe outside a running
+        # loop) opens nothing; no await between the check and the assignment, so no race.
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self._base_url,
+                headers=self._headers,
+                timeout=httpx.Timeout(self._timeout),
+                transport=self._transport,
+            )
+        return self._client
+
+    def encode(self, body: Mapping[str, Any]) -> bytes:
+        try:
+            return orjson.dumps(body)
+        except TypeError as exc:  # orjson.JSONEncodeError
+            raise ModelError(f"request is not JSON-serializable: {exc}", provider=self.provider) from exc
+
+    async def _send(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
+        """Send with retries; return a 2xx response (streaming: body not read yet)."""
+        if self._key_error is not None:
+            raise ModelError(self._key_error, provider=self.provider)
+        attempt = 0
+        while True:
+            wait: float | None = None
+            try:
+                with translate_errors(self.provider):
+                    client = self._get_client()
+                    request = client.build_request("POST", path, content=content)
+                    response = await client.send(request, stream=stream)
+                    if response.is_success:
+                        return response
+                    await response.aread()
+                    await response.aclose()
+            except ModelError as exc:
+                error = exc
+            else:
+                error = status_error(self.provider, response)
+                wait = retry_after(response.headers)
+            if not error.retryable or attempt >= self.policy.retries:
+                raise error
+            await asyncio.sleep(self.policy.delay(attempt, wait))
+            attempt += 1
+
+    async def post(self, path: str, body: Mapping[str, Any], parse: Callable[[Any], T]) -> T:
+        """POST a JSON body; return ``parse`` applied to the decoded JSON answer.
+
+        ``parse`` may index the answer freely: a wrong shape becomes ``ModelError``.
+        """
+        response = await self._send(path, self.encode(body), stream=False)
+        data = decode_json(self.provider, response.status_code, response.content)
+        with malformed(self.provider, response.status_code):
+            return parse(data)
+
+    async def post_stream(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[tuple[str, str]]:
+        """POST a JSON body; yield the answer's server-sent events as ``(event, data)``."""
+        response = await self._send(path, self.encode(body), stream=True)
+        try:
+            with translate_errors(self.provider):
+                async for item in sse_events(response.aiter_lines()):
+                    yield item
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
