@@ -9,6 +9,7 @@ threads at once; calls are funnelled onto the core's loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Coroutine, Iterator
@@ -93,8 +94,9 @@ class PenguinAgent:
     def create_agent(self, agent_id: str, **fields: Any) -> AgentSpec:
         return self._call(self.core.create_agent(agent_id, **fields))
 
-    def register_persona(self, agent_id: str, system_prompt: str, *, with_project_docs: bool = False,
-                         **fields: Any) -> AgentSpec:
+    def register_persona(
+        self, agent_id: str, system_prompt: str, *, with_project_docs: bool = False, **fields: Any
+    ) -> AgentSpec:
         """Create a persona (or update it if it exists), optionally with the project docs appended."""
         prompt = system_prompt + ("\n\n" + self.project_context() if with_project_docs and self.project_docs else "")
         if agent_id in self.core.agents:
@@ -214,7 +216,5 @@ class PenguinAgent:
 
     def __del__(self) -> None:  # best effort; close() is the contract
         if not getattr(self, "_closed", True) and not self._loop.is_closed():
-            try:
+            with contextlib.suppress(Exception):  # interpreter shutdown
                 self.close()
-            except Exception:  # noqa: S110 - interpreter shutdown
-                pass

@@ -236,9 +236,14 @@ class PenguinCore:
                 await self.chat(text, stream=True, on_event=hook, **options)
             except PenguinError as exc:
                 agent = options.get("agent_id") or DEFAULT_AGENT_ID
-                queue.put_nowait(TurnEvent(type="error", agent_id=str(agent),
-                                           conversation_id=str(options.get("conversation_id") or ""),
-                                           data=exc.to_problem()))
+                queue.put_nowait(
+                    TurnEvent(
+                        type="error",
+                        agent_id=str(agent),
+                        conversation_id=str(options.get("conversation_id") or ""),
+                        data=exc.to_problem(),
+                    )
+                )
             finally:
                 queue.put_nowait(None)
 
@@ -288,15 +293,17 @@ class PenguinCore:
         spec = self.get_agent(agent_id or DEFAULT_AGENT_ID)
         return await self.conversations.default_for(spec.agent_id)
 
-    async def checkpoint(self, name: str, *, agent_id: str | None = None,
-                         conversation_id: str | None = None) -> Checkpoint:
+    async def checkpoint(
+        self, name: str, *, agent_id: str | None = None, conversation_id: str | None = None
+    ) -> Checkpoint:
         conv = await self._main_conversation(agent_id, conversation_id)
         runtime = self.runtimes.get(conv.agent_id)
         cp, _ = await runtime.run(conv.id, lambda: self.conversations.create_checkpoint(conv.id, name))
         return cp
 
-    async def list_checkpoints(self, *, agent_id: str | None = None,
-                               conversation_id: str | None = None) -> list[Checkpoint]:
+    async def list_checkpoints(
+        self, *, agent_id: str | None = None, conversation_id: str | None = None
+    ) -> list[Checkpoint]:
         conv = await self._main_conversation(agent_id, conversation_id)
         return await self.conversations.list_checkpoints(conv.id)
 

@@ -143,9 +143,7 @@ class ModelError(RuntimeFailure):
     code = "model-error"
     title = "Model provider error"
 
-    def __init__(
-        self, detail: str, *, provider: str, status_code: int | None = None, retryable: bool = False
-    ) -> None:
+    def __init__(self, detail: str, *, provider: str, status_code: int | None = None, retryable: bool = False) -> None:
         super().__init__(
             f"{provider}: {detail}" if status_code is None else f"{provider} (HTTP {status_code}): {detail}",
             provider=provider,

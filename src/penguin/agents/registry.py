@@ -43,9 +43,7 @@ class AgentRegistry:
     async def load(self) -> None:
         """Read every agent of this tenant and make sure ``default`` exists."""
         async with self._db.read() as conn:
-            rows = await conn.execute(
-                sa.select(agents_table.c.spec).where(agents_table.c.tenant_id == self._tenant)
-            )
+            rows = await conn.execute(sa.select(agents_table.c.spec).where(agents_table.c.tenant_id == self._tenant))
             for (raw,) in rows:
                 spec = AgentSpec.from_dict(orjson.loads(raw))
                 self._specs[spec.agent_id] = spec

@@ -72,7 +72,7 @@ class AgentRuntime:
             await self._gate.wait()
             queued_ms = (time.perf_counter() - queued_at) * 1000
             task: asyncio.Task[T] = asyncio.ensure_future(work())
-            self._inflight[conversation_id] = task  # type: ignore[assignment]
+            self._inflight[conversation_id] = task
             try:
                 await asyncio.wait((task,))
             except asyncio.CancelledError:
@@ -82,7 +82,7 @@ class AgentRuntime:
             finally:
                 self._inflight.pop(conversation_id, None)
             if task in self._cancelled:
-                self._cancelled.discard(task)  # type: ignore[arg-type]
+                self._cancelled.discard(task)
                 if task.cancelled():
                     raise TurnCancelled(
                         f"the turn of agent {self.agent_id!r} in {conversation_id!r} was cancelled",

@@ -80,9 +80,7 @@ class ToolPolicy:
 
 
 def _str_tuple(value: Any, name: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list | tuple) or not all(
-        isinstance(v, str) for v in value
-    ):
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise ValidationFailed(f"{name} must be a list of strings", field=name)
     return tuple(value)
 

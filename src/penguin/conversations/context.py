@@ -31,9 +31,7 @@ def context_block(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def assemble(
-    system_prompt: str, history: Sequence[Message], budget_tokens: int
-) -> list[dict[str, Any]]:
+def assemble(system_prompt: str, history: Sequence[Message], budget_tokens: int) -> list[dict[str, Any]]:
     """The wire messages for one model call, newest history first until the budget is spent.
 
     A window never starts with a tool result whose assistant call was cut off, and the newest

@@ -11,6 +11,7 @@ original conversation continues from the checkpoint.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -123,6 +124,9 @@ class ConversationStore:
         self._convs: dict[str, Conversation] = {}
         self._default: dict[str, str] = {}
         self._history: OrderedDict[str, list[Message]] = OrderedDict()
+        # Serialises the first lookup of an agent's main conversation so concurrent first chats
+        # neither create two conversations nor overtake each other (asyncio.Lock is FIFO).
+        self._default_locks: dict[str, asyncio.Lock] = {}
 
     # Conversations ---------------------------------------------------------------------------
 
@@ -195,6 +199,16 @@ class ConversationStore:
         conv_id = self._default.get(agent_id)
         if conv_id is not None:
             return await self.get(conv_id)
+        lock = self._default_locks.setdefault(agent_id, asyncio.Lock())
+        async with lock:
+            conv_id = self._default.get(agent_id)
+            if conv_id is not None:
+                return await self.get(conv_id)
+            conv = await self._load_or_create_default(agent_id)
+        self._default_locks.pop(agent_id, None)
+        return conv
+
+    async def _load_or_create_default(self, agent_id: str) -> Conversation:
         async with self._db.read() as conn:
             row = (
                 await conn.execute(
@@ -349,9 +363,7 @@ class ConversationStore:
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         async with self._db.read() as conn:
             row = (
-                await conn.execute(
-                    sa.select(cp_t).where(cp_t.c.id == checkpoint_id, cp_t.c.tenant_id == self._tenant)
-                )
+                await conn.execute(sa.select(cp_t).where(cp_t.c.id == checkpoint_id, cp_t.c.tenant_id == self._tenant))
             ).first()
         if row is None:
             raise CheckpointNotFound(f"no checkpoint {str(checkpoint_id)[:80]!r}", field="checkpoint_id")
@@ -391,9 +403,7 @@ class ConversationStore:
             await conn.execute(
                 sa.update(conv_t).where(conv_t.c.id == archive.id).values(last_seq=later[-1].seq, updated_at=now)
             )
-            await conn.execute(
-                sa.update(conv_t).where(conv_t.c.id == conv.id).values(last_seq=cp.seq, updated_at=now)
-            )
+            await conn.execute(sa.update(conv_t).where(conv_t.c.id == conv.id).values(last_seq=cp.seq, updated_at=now))
         for m in later:
             m.conversation_id = archive.id
         archive.last_seq = later[-1].seq

@@ -30,6 +30,12 @@ CONTINUE_PROMPT = (
 )
 
 
+def is_complete(reply: str) -> bool:
+    """The agent signals completion with the marker on its own line or at the very end."""
+    text = reply.rstrip()
+    return text.endswith(COMPLETION_MARKER) or any(line.strip() == COMPLETION_MARKER for line in text.splitlines())
+
+
 class TaskStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -110,8 +116,9 @@ class TaskManager:
                 )
             )
 
-    async def create(self, agent_id: str, prompt: str, *, max_iterations: int = 10,
-                     options: Mapping[str, Any] | None = None) -> Task:
+    async def create(
+        self, agent_id: str, prompt: str, *, max_iterations: int = 10, options: Mapping[str, Any] | None = None
+    ) -> Task:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValidationFailed("prompt must be a non-empty string", field="prompt")
         if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or not 1 <= max_iterations <= 1000:
@@ -192,23 +199,32 @@ class TaskManager:
         turn_options = {k: v for k, v in task.options.items() if k in ("model", "context")}
         turn_options["task_id"] = task.id
         try:
-            await self._update(task, status=TaskStatus.RUNNING, progress={"iteration": 0, "max_iterations": max_iterations})
+            await self._update(
+                task, status=TaskStatus.RUNNING, progress={"iteration": 0, "max_iterations": max_iterations}
+            )
             conversation_id = task.conversation_id or await self._new_conversation(task.agent_id)
             text = task.prompt
             reply = ""
             for iteration in range(1, max_iterations + 1):
                 reply = await self._run_turn(task.agent_id, conversation_id, text, turn_options)
-                done = COMPLETION_MARKER in reply
-                await self._update(task, progress={
-                    "iteration": iteration, "max_iterations": max_iterations, "last_reply": reply[-2000:],
-                })
+                done = is_complete(reply)
+                await self._update(
+                    task,
+                    progress={
+                        "iteration": iteration,
+                        "max_iterations": max_iterations,
+                        "last_reply": reply[-2000:],
+                    },
+                )
                 if done:
                     break
                 text = CONTINUE_PROMPT
-            result = reply.replace(COMPLETION_MARKER, "").strip()
-            stop = "completed" if COMPLETION_MARKER in reply else "max_iterations"
-            await self._update(task, status=TaskStatus.COMPLETED, result=result,
-                               progress={**task.progress, "stop_reason": stop})
+            done = is_complete(reply)
+            result = reply.rstrip().removesuffix(COMPLETION_MARKER).strip() if done else reply.strip()
+            stop = "completed" if done else "max_iterations"
+            await self._update(
+                task, status=TaskStatus.COMPLETED, result=result, progress={**task.progress, "stop_reason": stop}
+            )
         except (asyncio.CancelledError, TurnCancelled):
             await asyncio.shield(self._update(task, status=TaskStatus.CANCELLED))
         except PenguinError as exc:

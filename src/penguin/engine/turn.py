@@ -110,14 +110,23 @@ class Engine:
             text="", agent_id=spec.agent_id, conversation_id=conversation.id, turn_id=turn_id, model=model_name
         )
         if on_event is not None:
-            await on_event(TurnEvent(type="start", agent_id=spec.agent_id, conversation_id=conversation.id,
-                                     data={"turn_id": turn_id, "model": model_name}))
+            await on_event(
+                TurnEvent(
+                    type="start",
+                    agent_id=spec.agent_id,
+                    conversation_id=conversation.id,
+                    data={"turn_id": turn_id, "model": model_name},
+                )
+            )
         budget = spec.context_tokens or self._settings.context_tokens
         schemas = self._tools.schemas_for(spec)
         max_iterations = turn.max_iterations or self._settings.max_iterations
         params = spec.model_parameters
         ctx = ToolContext(
-            agent_id=spec.agent_id, conversation_id=conversation.id, turn_id=turn_id, task_id=turn.task_id,
+            agent_id=spec.agent_id,
+            conversation_id=conversation.id,
+            turn_id=turn_id,
+            task_id=turn.task_id,
             core=self._core,
         )
         model_ms = tools_ms = 0.0
@@ -156,8 +165,15 @@ class Engine:
             await asyncio.shield(self._store.append(conversation.id, new))
             raise
         except PenguinError as exc:
-            new.append(self._status(spec, conversation, turn_id, f"turn failed: {exc.detail}",
-                                    {"status": "failed", "error": exc.to_problem()}))
+            new.append(
+                self._status(
+                    spec,
+                    conversation,
+                    turn_id,
+                    f"turn failed: {exc.detail}",
+                    {"status": "failed", "error": exc.to_problem()},
+                )
+            )
             await asyncio.shield(self._store.append(conversation.id, new))
             raise
         await self._store.append(conversation.id, new)
@@ -168,8 +184,9 @@ class Engine:
             "tools": tools_ms,
         }
         if on_event is not None:
-            await on_event(TurnEvent(type="final", agent_id=spec.agent_id, conversation_id=conversation.id,
-                                     data=result.to_dict()))
+            await on_event(
+                TurnEvent(type="final", agent_id=spec.agent_id, conversation_id=conversation.id, data=result.to_dict())
+            )
         return result
 
     async def _stream_call(
@@ -185,8 +202,11 @@ class Engine:
             if isinstance(event, StreamDone):
                 response = event.response
             elif on_event is not None and isinstance(event, TextDelta):
-                await on_event(TurnEvent(type="delta", agent_id=spec.agent_id, conversation_id=conversation.id,
-                                         data={"text": event.text}))
+                await on_event(
+                    TurnEvent(
+                        type="delta", agent_id=spec.agent_id, conversation_id=conversation.id, data={"text": event.text}
+                    )
+                )
             elif on_event is not None and isinstance(event, ToolCallDelta):
                 continue
         if response is None:
@@ -203,8 +223,14 @@ class Engine:
     ) -> list[ToolOutcome]:
         if on_event is not None:
             for call in response.tool_calls:
-                await on_event(TurnEvent(type="tool_call", agent_id=spec.agent_id, conversation_id=conversation.id,
-                                         data={"id": call.id, "name": call.name, "arguments": call.arguments}))
+                await on_event(
+                    TurnEvent(
+                        type="tool_call",
+                        agent_id=spec.agent_id,
+                        conversation_id=conversation.id,
+                        data={"id": call.id, "name": call.name, "arguments": call.arguments},
+                    )
+                )
         if len(response.tool_calls) == 1:
             call = response.tool_calls[0]
             outcomes = [await self._tools.call(spec, ctx, call.id, call.name, call.arguments)]
@@ -216,8 +242,14 @@ class Engine:
             )
         if on_event is not None:
             for outcome in outcomes:
-                await on_event(TurnEvent(type="tool_result", agent_id=spec.agent_id,
-                                         conversation_id=conversation.id, data=outcome.to_dict()))
+                await on_event(
+                    TurnEvent(
+                        type="tool_result",
+                        agent_id=spec.agent_id,
+                        conversation_id=conversation.id,
+                        data=outcome.to_dict(),
+                    )
+                )
         return outcomes
 
     @staticmethod
@@ -255,15 +287,16 @@ class Engine:
             tool_call_id=outcome.call_id,
             name=outcome.name,
             turn_id=turn_id,
-            metadata={"duration_ms": round(outcome.duration_ms, 3), "error": outcome.error,
-                      "started_at": outcome.started_at},
+            metadata={
+                "duration_ms": round(outcome.duration_ms, 3),
+                "error": outcome.error,
+                "started_at": outcome.started_at,
+            },
             tenant_id=spec.tenant_id,
         )
 
     @staticmethod
-    def _status(
-        spec: AgentSpec, conversation: Conversation, turn_id: str, text: str, meta: dict[str, Any]
-    ) -> Message:
+    def _status(spec: AgentSpec, conversation: Conversation, turn_id: str, text: str, meta: dict[str, Any]) -> Message:
         return Message(
             conversation_id=conversation.id,
             agent_id=spec.agent_id,

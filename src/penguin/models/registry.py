@@ -130,8 +130,7 @@ class ModelRegistry:
             return text
         if ref.provider not in self._providers:
             raise InvalidModelString(
-                f"unknown model provider {ref.provider!r} in {text!r}; known providers: "
-                + ", ".join(self.providers),
+                f"unknown model provider {ref.provider!r} in {text!r}; known providers: " + ", ".join(self.providers),
                 field="model",
             )
         if ref.provider == "scripted":

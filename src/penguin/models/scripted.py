@@ -68,9 +68,7 @@ def _tool(request: ModelRequest) -> Reply:
     calls_so_far = sum(1 for m in request.messages if m.get("role") == "assistant")
     return ModelResponse(
         text="",
-        tool_calls=(
-            ToolCall(id=f"call_{calls_so_far}", name=str(tool), arguments=orjson.dumps(arguments).decode()),
-        ),
+        tool_calls=(ToolCall(id=f"call_{calls_so_far}", name=str(tool), arguments=orjson.dumps(arguments).decode()),),
         finish_reason="tool_calls",
     )
 

@@ -97,7 +97,7 @@ def tool_from_function(
         annotation = hints.get(p.name, Any)
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (annotation, default)
-    validator = pydantic.create_model(  # type: ignore[call-overload]
+    validator = pydantic.create_model(
         f"{tool_name}_arguments", __config__=pydantic.ConfigDict(extra="forbid"), **fields
     )
     schema = validator.model_json_schema()
