@@ -14,8 +14,8 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -141,7 +141,9 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return when.timestamp() - time.time()
 
 
-def missing_key_detail(base_url: str, api_key: str | None, *, public_host: str, env_var: str) -> str | None:
+def missing_key_detail(
+    base_url: str, api_key: str | None, *, public_host: str, env_prefix: str
+) -> str | None:
     """Why requests cannot work (no key for the provider's public API), or ``None``.
 
     A custom base URL (vLLM, Ollama, llama.cpp, a gateway) may need no key, so only the public
@@ -156,12 +158,12 @@ def missing_key_detail(base_url: str, api_key: str | None, *, public_host: str, 
     if host != public_host:
         return None
     return (
-        f"no API key for {public_host}: set the {env_var} environment variable (or PENGUIN_{env_var}), "
-        "or set the base URL to a server that needs no key"
+        f"no API key for {public_host}: set the {env_prefix}_API_KEY environment variable, or set "
+        f"{env_prefix}_BASE_URL to a compatible server that needs no key"
     )
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[tuple[str, str], None]:
     """Server-sent events as ``(event, data)`` pairs from a body's lines."""
     event = ""
     data: list[str] = []
@@ -259,13 +261,33 @@ class WireClient:
         with malformed(self.provider, response.status_code):
             return parse(data)
 
-    async def post_stream(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[tuple[str, str]]:
-        """POST a JSON body; yield the answer's server-sent events as ``(event, data)``."""
+    async def post_stream(self, path: str, body: Mapping[str, Any]) -> AsyncGenerator[tuple[str, str], None]:
+        """POST a JSON body; yield the answer's server-sent events as ``(event, data)``.
+
+        Raises:
+            ModelError: as ``post``; also when the body is JSON (a gateway's error, or a server
+                that ignored ``stream``) or holds no event at all.
+        """
         response = await self._send(path, self.encode(body), stream=True)
+        status = response.status_code
         try:
             with translate_errors(self.provider):
-                async for item in sse_events(response.aiter_lines()):
-                    yield item
+                if "json" in response.headers.get("content-type", ""):
+                    detail = error_message(await response.aread())
+                    raise ModelError(
+                        f"expected an event stream, got JSON: {detail}",
+                        provider=self.provider,
+                        status_code=status,
+                    )
+                empty = True
+                async with aclosing(sse_events(response.aiter_lines())) as events:
+                    async for item in events:
+                        empty = False
+                        yield item
+            if empty:
+                raise ModelError(
+                    "the event stream ended without any event", provider=self.provider, status_code=status
+                )
         finally:
             await response.aclose()
 

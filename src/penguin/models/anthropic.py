@@ -9,7 +9,8 @@ OpenAI-only ones the Messages API rejects, so one agent configuration works with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -101,9 +102,7 @@ class AnthropicModel:
         headers = {"anthropic-version": API_VERSION}
         if api_key:
             headers["x-api-key"] = api_key
-        key_error = missing_key_detail(
-            base_url, api_key, public_host=PUBLIC_HOST, env_var="ANTHROPIC_API_KEY"
-        )
+        key_error = missing_key_detail(base_url, api_key, public_host=PUBLIC_HOST, env_prefix="ANTHROPIC")
         self._http = WireClient(
             provider=PROVIDER,
             base_url=base_url,
@@ -159,7 +158,7 @@ class AnthropicModel:
             model=self.name,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream one Messages call; the last event is ``StreamDone``.
 
         Raises:
@@ -172,16 +171,19 @@ class AnthropicModel:
         assembler = StreamAssembler(self.name)
         # Content block index -> tool call index: text blocks share the index space with tool_use.
         tool_blocks: dict[int, int] = {}
-        async for _event, data in self._http.post_stream("/v1/messages", body):
-            payload = decode_json(PROVIDER, 200, data)
-            with malformed(PROVIDER, 200):
-                kind = payload["type"]
-                deltas = _stream_deltas(kind, payload, assembler, tool_blocks)
-            for delta in deltas:
-                assembler.add(delta)
-                yield delta
-            if kind == "message_stop":
-                break
+        done = False
+        async with aclosing(self._http.post_stream("/v1/messages", body)) as events:
+            async for _event, data in events:
+                if done:
+                    continue  # read on to the end of the body, so the connection goes back to the pool
+                payload = decode_json(PROVIDER, 200, data)
+                with malformed(PROVIDER, 200):
+                    kind = payload["type"]
+                    deltas = _stream_deltas(kind, payload, assembler, tool_blocks)
+                for delta in deltas:
+                    assembler.add(delta)
+                    yield delta
+                done = kind == "message_stop"
         yield StreamDone(response=assembler.response())
 
     async def aclose(self) -> None:

@@ -9,7 +9,8 @@ straight into an orjson-encoded body. Servers differ in small ways, so parsing t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -68,7 +69,7 @@ class OpenAIModel:
         self.name = f"{PROVIDER}:{model}"
         self.model = model
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        key_error = missing_key_detail(base_url, api_key, public_host=PUBLIC_HOST, env_var="OPENAI_API_KEY")
+        key_error = missing_key_detail(base_url, api_key, public_host=PUBLIC_HOST, env_prefix="OPENAI")
         self._http = WireClient(
             provider=PROVIDER,
             base_url=base_url,
@@ -103,7 +104,7 @@ class OpenAIModel:
         return await self._http.post("/chat/completions", body, self._parse_completion)
 
     def _parse_completion(self, data: Any) -> ModelResponse:
-        _raise_embedded_error(data, None)
+        _raise_embedded_error(data)
         choice = data["choices"][0]
         message = choice["message"]
         calls = tuple(
@@ -123,7 +124,7 @@ class OpenAIModel:
             model=self.name,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream one chat completion; the last event is ``StreamDone``.
 
         Raises:
@@ -135,15 +136,19 @@ class OpenAIModel:
         body["stream_options"] = {"include_usage": True}
         assembler = StreamAssembler(self.name)
         names: dict[int, str] = {}
-        async for _event, data in self._http.post_stream("/chat/completions", body):
-            if data == "[DONE]":
-                break
-            chunk = decode_json(PROVIDER, 200, data)
-            with malformed(PROVIDER, 200):
-                deltas = self._parse_chunk(chunk, assembler, names)
-            for delta in deltas:
-                assembler.add(delta)
-                yield delta
+        done = False
+        async with aclosing(self._http.post_stream("/chat/completions", body)) as events:
+            async for _event, data in events:
+                # Read on past [DONE] to the end of the body, so the connection goes back to the pool.
+                done = done or data == "[DONE]"
+                if done:
+                    continue
+                chunk = decode_json(PROVIDER, 200, data)
+                with malformed(PROVIDER, 200):
+                    deltas = self._parse_chunk(chunk, assembler, names)
+                for delta in deltas:
+                    assembler.add(delta)
+                    yield delta
         yield StreamDone(response=assembler.response())
 
     @staticmethod
@@ -151,7 +156,7 @@ class OpenAIModel:
         chunk: Any, assembler: StreamAssembler, names: dict[int, str]
     ) -> list[TextDelta | ToolCallDelta]:
         """Deltas in one streamed chunk; records usage and finish reason on ``assembler``."""
-        _raise_embedded_error(chunk, None)
+        _raise_embedded_error(chunk)
         if usage := chunk.get("usage"):
             assembler.usage = _usage(usage)
         deltas: list[TextDelta | ToolCallDelta] = []
@@ -205,7 +210,7 @@ def _arguments_text(raw: Any, default: str = "{}") -> str:
     return orjson.dumps(raw).decode()
 
 
-def _raise_embedded_error(data: Any, status_code: int | None) -> None:
+def _raise_embedded_error(data: Any) -> None:
     """Raise the error some gateways (OpenRouter) put in a 200 body or a stream chunk."""
     if isinstance(data, dict) and data.get("error") and not data.get("choices"):
         error = data["error"]
@@ -214,6 +219,6 @@ def _raise_embedded_error(data: Any, status_code: int | None) -> None:
         raise ModelError(
             str(message or error),
             provider=PROVIDER,
-            status_code=code if isinstance(code, int) else status_code,
+            status_code=code if isinstance(code, int) else None,
             retryable=isinstance(code, int) and (code == 429 or code >= 500),
         )

@@ -155,7 +155,11 @@ class FakeServer:
         try:
             while (request := await self._read(reader)) is not None:
                 self.requests.append(request)
-                reply = self._replies.popleft() if self._replies else json_reply({"error": "unscripted"}, status=599)
+                reply = (
+                    self._replies.popleft()
+                    if self._replies
+                    else json_reply({"error": "unscripted"}, status=599)
+                )
                 if not await reply(request, writer):
                     return
         except (ConnectionError, asyncio.CancelledError):
