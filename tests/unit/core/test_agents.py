@@ -72,8 +72,8 @@ async def test_bad_input(core: PenguinCore) -> None:
     assert "a2" not in core.agents  # nothing half-created
 
 
-async def test_agents_persist_across_cores(tmp_path: Path) -> None:
-    async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as core:
+async def test_agents_persist_across_cores(tmp_path: Path, database_url: str) -> None:
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo") as core:
         await core.create_agent(
             "release",
             system_prompt="Writes changelogs",
@@ -83,7 +83,7 @@ async def test_agents_persist_across_cores(tmp_path: Path) -> None:
             metadata={"k": [1, 2]},
         )
         before = core.get_agent("release")
-    async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as core:
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo") as core:
         assert core.get_agent("release") == before
         assert {a.agent_id for a in core.list_agents()} == {"default", "release"}
 

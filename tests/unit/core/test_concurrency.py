@@ -58,11 +58,11 @@ async def test_pause_holds_messages_and_resume_runs_them(core: PenguinCore) -> N
     assert [r.text for r in results] == ["m0", "m1", "m2"]
 
 
-async def test_pause_survives_restart(tmp_path: Path) -> None:
-    async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as core:
+async def test_pause_survives_restart(tmp_path: Path, database_url: str) -> None:
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo") as core:
         await core.create_agent("p")
         await core.pause_agent("p")
-    async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as core:
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo") as core:
         task = asyncio.create_task(core.chat("waiting", agent_id="p"))
         await asyncio.sleep(0.05)
         assert not task.done()

@@ -110,12 +110,12 @@ async def test_history_paging_and_filters(core: PenguinCore) -> None:
         await core.history_page(conv, after_seq=-1)
 
 
-async def test_restart_sees_histories_and_checkpoints(tmp_path: Path) -> None:
-    async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as core:
+async def test_restart_sees_histories_and_checkpoints(tmp_path: Path, database_url: str) -> None:
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo") as core:
         conv = await _say(core, "support", "a", "b")
         cp = await core.checkpoint("cp1", agent_id="support")
         history = [m.to_dict() for m in await core.history("support")]
-    async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as core:
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo") as core:
         assert [m.to_dict() for m in await core.history("support")] == history
         assert [c.id for c in await core.list_checkpoints(agent_id="support")] == [cp.id]
         result = await core.chat("c", agent_id="support")
