@@ -20,11 +20,13 @@ T = TypeVar("T")
 
 
 class AgentRuntime:
-    __slots__ = ("_cancelled", "_gate", "_inflight", "_locks", "_waiting", "agent_id")
+    __slots__ = ("_cancelled", "_gate", "_inflight", "_locks", "_users", "_waiting", "agent_id")
 
     def __init__(self, agent_id: str, *, paused: bool = False) -> None:
         self.agent_id = agent_id
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Turns holding or waiting for each conversation's lock; the lock is dropped at zero.
+        self._users: dict[str, int] = {}
         self._gate = asyncio.Event()
         if not paused:
             self._gate.set()
@@ -62,10 +64,14 @@ class AgentRuntime:
         lock = self._locks.get(conversation_id)
         if lock is None:
             lock = self._locks[conversation_id] = asyncio.Lock()
+        self._users[conversation_id] = self._users.get(conversation_id, 0) + 1
         queued_at = time.perf_counter()
         self._waiting += 1
         try:
             await lock.acquire()
+        except BaseException:
+            self._release_user(conversation_id)
+            raise
         finally:
             self._waiting -= 1
         try:
@@ -92,8 +98,15 @@ class AgentRuntime:
             return task.result(), queued_ms
         finally:
             lock.release()
-            if not lock.locked() and not getattr(lock, "_waiters", None):
-                self._locks.pop(conversation_id, None)
+            self._release_user(conversation_id)
+
+    def _release_user(self, conversation_id: str) -> None:
+        left = self._users[conversation_id] - 1
+        if left:
+            self._users[conversation_id] = left
+        else:
+            del self._users[conversation_id]
+            self._locks.pop(conversation_id, None)
 
     def cancel(self, conversation_id: str | None = None) -> list[str]:
         """Cancel in-flight turns (of one conversation, or all); returns the conversations hit."""
