@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import (
@@ -79,6 +79,35 @@ class Settings(BaseSettings):
     local_threads: int = Field(default=1, ge=1, le=64)
     local_context: int = Field(default=4096, ge=256)
 
+    # Workspace and tools (penguin.tools)
+    workspace_dir: Path | None = Field(
+        default=None, description="Root of the files the workspace tools may touch. Default: <data_dir>/workspace."
+    )
+    workspace_max_read_bytes: int = Field(default=2_097_152, ge=1, description="Largest file read_file reads.")
+    workspace_max_write_bytes: int = Field(default=2_097_152, ge=1, description="Largest content write_file writes.")
+    shell_timeout: float = Field(default=30.0, gt=0, description="Seconds a run_shell command may run.")
+    shell_max_output_bytes: int = Field(default=65_536, ge=1024, description="run_shell output kept (bytes).")
+    mcp_connect_timeout: float = Field(default=30.0, gt=0, description="Seconds to start an MCP server.")
+
+    # Shared memory (penguin.memory)
+    memory_embedder: str = Field(
+        default="none",
+        description="Vector search embedder: 'none' (keyword search only), 'minilm' or 'openai:<model>'.",
+    )
+    memory_auto_recall_k: int = Field(
+        default=0, ge=0, le=20,
+        description="Memories recalled into each turn's context (0 = off; agents override with "
+        "metadata.memory_recall_k).",
+    )
+    memory_summary_scope: Literal["agent", "shared"] = Field(
+        default="agent", description="Scope of the summaries stored in memory when a conversation is compacted."
+    )
+    memory_summary_model: str | None = Field(
+        default=None,
+        description="Model that writes compaction summaries; default: the agent's own model (scripted "
+        "models fall back to an extractive summary).",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -113,6 +142,9 @@ class Settings(BaseSettings):
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir
+
+    def resolved_workspace_dir(self) -> Path:
+        return self.workspace_dir if self.workspace_dir is not None else self.data_dir / "workspace"
 
     def public_dict(self) -> dict[str, Any]:
         """Settings without secrets, for diagnostics."""

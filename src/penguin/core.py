@@ -17,19 +17,30 @@ from penguin.agents.spec import AgentSpec
 from penguin.config import Settings
 from penguin.conversations.messages import Checkpoint, Conversation, Message
 from penguin.conversations.store import ConversationStore
+from penguin.coordination.surface import MessagingSurface
 from penguin.engine.results import ChatResult, EventHook, TurnEvent
 from penguin.engine.tasks import Task, TaskManager
 from penguin.engine.turn import Engine, TurnInput
 from penguin.errors import AgentNotFound, Conflict, PenguinError, ValidationFailed
+from penguin.memory import Memory, MemoryHit, MemoryStats, MemoryStore, Scope, SearchMode, make_embedder
+from penguin.memory.hooks import MemoryHooks
+from penguin.memory.summaries import Compactor
+from penguin.memory.tools import memory_tools
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
+from penguin.tools.approvals import ApprovalBroker, ApprovalRequest
+from penguin.tools.mcp import MCPManager, MCPServerInfo
+from penguin.tools.policy import ToolPolicyEnforcer
 from penguin.tools.registry import ToolRegistry
+from penguin.tools.sandbox import Workspace
+from penguin.tools.shell import ShellLimits
+from penguin.tools.workspace import register_builtin_tools
 
 MAX_TEXT_CHARS = 1_000_000
 
 
-class PenguinCore:
+class PenguinCore(MessagingSurface):
     """Owns every service of one Penguin instance. Use ``async with PenguinCore(...)``."""
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
@@ -42,21 +53,53 @@ class PenguinCore:
         settings.ensure_data_dir()
         self.db = Database(settings.resolved_database_url())
         self.models = ModelRegistry(settings)
-        self.tools = ToolRegistry()
+        self.workspace = Workspace(
+            settings.resolved_workspace_dir(),
+            max_read_bytes=settings.workspace_max_read_bytes,
+            max_write_bytes=settings.workspace_max_write_bytes,
+        )
+        self.approvals = ApprovalBroker()
+        self.tools = ToolRegistry(policy=ToolPolicyEnforcer(approvals=self.approvals))
+        register_builtin_tools(
+            self.tools,
+            self.workspace,
+            shell=ShellLimits(timeout=settings.shell_timeout, max_output_bytes=settings.shell_max_output_bytes),
+        )
+        self.mcp = MCPManager(
+            self.tools, log_dir=settings.data_dir / "logs", connect_timeout=settings.mcp_connect_timeout
+        )
         self.agents = AgentRegistry(
             self.db, tenant_id=self.tenant_id, validate_model=self.models.validate, on_change=self._agent_changed
         )
         self.conversations = ConversationStore(self.db, tenant_id=self.tenant_id)
+        self.memory = MemoryStore(
+            self.db, tenant_id=self.tenant_id, embedder=make_embedder(settings.memory_embedder, settings)
+        )
+        self.memory_hooks = MemoryHooks(
+            store=self.memory,
+            compactor=Compactor(
+                conversations=self.conversations, models=self.models, memory=self.memory, settings=settings
+            ),
+            settings=settings,
+        )
+        self.tools.register_all(memory_tools(self.memory))
         self.runtimes = Runtimes()
         self.engine = Engine(
-            settings=settings, models=self.models, store=self.conversations, tools=self.tools, core=self
+            settings=settings,
+            models=self.models,
+            store=self.conversations,
+            tools=self.tools,
+            core=self,
+            memory=self.memory_hooks,
         )
         self.tasks = TaskManager(
             self.db,
             tenant_id=self.tenant_id,
             run_turn=self._task_turn,
             new_conversation=self._task_conversation,
+            on_change=self._task_changed,
         )
+        self._init_messaging()
         self._started = False
 
     # Lifecycle -------------------------------------------------------------------------------
@@ -65,8 +108,11 @@ class PenguinCore:
         if self._started:
             return self
         await self.db.create_schema()
+        await self._start_bus()
+        await self.memory.start()
         await self.agents.load()
         await self.tasks.recover()
+        await self._start_messaging()
         self._started = True
         return self
 
@@ -74,10 +120,15 @@ class PenguinCore:
         if not self._started:
             return
         self._started = False
+        await self.inbox.aclose()
         await self.tasks.aclose()
         for runtime in self.runtimes.all():
             runtime.cancel()
+        await self._stop_messaging()
+        self.approvals.close()
+        await self.mcp.aclose()
         await self.models.aclose()
+        await self.memory.aclose()
         await self.db.aclose()
 
     async def __aenter__(self) -> PenguinCore:
@@ -87,9 +138,12 @@ class PenguinCore:
         await self.stop()
 
     async def _agent_changed(self, kind: str, spec: AgentSpec) -> None:
+        await self._agent_event(kind, spec)
         if kind == "removed":
             self.runtimes.drop(spec.agent_id)
             self.conversations.forget_agent(spec.agent_id)
+            await self.mcp.detach_agent(spec.agent_id)
+            self.tools.drop_agent(spec.agent_id)
             return
         runtime = self.runtimes.find(spec.agent_id)
         if runtime is not None:
@@ -222,6 +276,7 @@ class PenguinCore:
         result, queued_ms = await runtime.run(conv.id, work)
         result.created = created
         result.timings["queued"] = queued_ms
+        await self._turn_completed(result, sender=sender, channel=channel, task_id=task_id, metadata=metadata)
         return result
 
     async def stream_chat(self, text: str, **options: Any) -> AsyncIterator[TurnEvent]:
@@ -317,6 +372,136 @@ class PenguinCore:
     async def branch(self, checkpoint_id: str, *, title: str = "") -> Conversation:
         return await self.conversations.branch(checkpoint_id, title=title)
 
+    # Tools -----------------------------------------------------------------------------------
+
+    def pending_approvals(self, agent_id: str | None = None) -> list[ApprovalRequest]:
+        """Tool calls waiting for approve/deny, oldest first (optionally one agent's)."""
+        if agent_id is not None:
+            validate_agent_id(agent_id)
+        return self.approvals.pending(agent_id)
+
+    def approve_tool_call(self, approval_id: str) -> ApprovalRequest:
+        """Let a waiting tool call run. Raises NotFound (unknown id) or Conflict (already decided)."""
+        return self.approvals.approve(approval_id)
+
+    def deny_tool_call(self, approval_id: str, reason: str = "") -> ApprovalRequest:
+        """Refuse a waiting tool call; ``reason`` reaches the model. Raises NotFound or Conflict."""
+        return self.approvals.deny(approval_id, reason)
+
+    def tool_stats(self, agent_id: str | None = None) -> dict[str, Any]:
+        """Allowed, denied (by reason), failed and timed-out tool calls, per agent and per tool."""
+        return self.tools.policy.stats(agent_id)
+
+    async def attach_mcp_server(
+        self,
+        name: str,
+        *,
+        command: str | None = None,
+        args: tuple[str, ...] | list[str] = (),
+        env: Mapping[str, str] | None = None,
+        url: str | None = None,
+        agent_id: str | None = None,
+    ) -> MCPServerInfo:
+        """Connect an MCP server (``command`` over stdio, or a streamable-HTTP ``url``) and offer its
+        tools as ``mcp__<name>__<tool>`` to every agent, or only to ``agent_id``."""
+        if agent_id is not None:
+            self.get_agent(agent_id)
+        return await self.mcp.attach(name, command=command, args=tuple(args), env=env, url=url, agent_id=agent_id)
+
+    async def detach_mcp_server(self, name: str) -> MCPServerInfo:
+        """Remove an MCP server's tools and close its session. Raises NotFound."""
+        return await self.mcp.detach(name)
+
+    def mcp_servers(self, agent_id: str | None = None) -> list[MCPServerInfo]:
+        return self.mcp.servers(agent_id)
+
+    # Memory ----------------------------------------------------------------------------------
+    # ``agent_id`` is the caller (None = the default persona): it sees shared memories and its own
+    # private ones, authors what it adds, and may change or delete what it can see.
+
+    async def memory_add(
+        self,
+        text: str,
+        *,
+        agent_id: str | None = None,
+        scope: Scope = "shared",
+        tags: tuple[str, ...] | list[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        source_conversation_id: str | None = None,
+        source_message_id: str | None = None,
+    ) -> Memory:
+        """Store a memory authored by ``agent_id``. Raises ValidationFailed / InvalidAgentId."""
+        author = validate_agent_id(agent_id or DEFAULT_AGENT_ID)
+        memory_id = await self.memory.add(
+            text, metadata, author=author, scope=scope, tags=tags,
+            source_conversation_id=source_conversation_id, source_message_id=source_message_id,
+        )
+        return await self.memory.get(memory_id, agent_id=author)
+
+    async def memory_search(
+        self,
+        query: str,
+        *,
+        agent_id: str | None = None,
+        k: int = 5,
+        author: str | None = None,
+        scope: Scope | None = None,
+        tags: tuple[str, ...] | list[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> list[MemoryHit]:
+        """Hybrid (keyword + vector) search over what ``agent_id`` may see, best first."""
+        return await self.memory.search(
+            query, k, agent_id=agent_id or DEFAULT_AGENT_ID, author=author, scope=scope, tags=tags,
+            since=since, until=until, mode=mode,
+        )
+
+    async def memory_get(self, memory_id: str, *, agent_id: str | None = None) -> Memory:
+        """One memory. Raises MemoryNotFound (404) when it is missing or another agent's private one."""
+        return await self.memory.get(memory_id, agent_id=agent_id or DEFAULT_AGENT_ID)
+
+    async def memory_list(
+        self,
+        *,
+        agent_id: str | None = None,
+        author: str | None = None,
+        scope: Scope | None = None,
+        tags: tuple[str, ...] | list[str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[Memory]:
+        """Visible memories, newest first; page with ``before`` = the last id of the previous page."""
+        return await self.memory.list(
+            agent_id=agent_id or DEFAULT_AGENT_ID, author=author, scope=scope, tags=tags,
+            since=since, until=until, limit=limit, before=before,
+        )
+
+    async def memory_update(
+        self,
+        memory_id: str,
+        *,
+        agent_id: str | None = None,
+        text: str | None = None,
+        tags: tuple[str, ...] | list[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        scope: Scope | None = None,
+    ) -> Memory:
+        """Change a visible memory. Raises MemoryNotFound, or Conflict when a non-author changes scope."""
+        return await self.memory.update(
+            memory_id, agent_id=agent_id or DEFAULT_AGENT_ID, text=text, tags=tags, metadata=metadata, scope=scope
+        )
+
+    async def memory_delete(self, memory_id: str, *, agent_id: str | None = None) -> Memory:
+        """Delete a visible memory and return it. Raises MemoryNotFound."""
+        return await self.memory.delete(memory_id, agent_id=agent_id or DEFAULT_AGENT_ID)
+
+    async def memory_stats(self) -> MemoryStats:
+        """Counts per scope and author, the embedder (``none`` = keyword only) and index state."""
+        return await self.memory.stats()
+
     # Tasks -----------------------------------------------------------------------------------
 
     async def run_task(
@@ -349,8 +534,12 @@ class PenguinCore:
         return await self.tasks.create(spec.agent_id, prompt, max_iterations=max_iterations, options=options)
 
     def agent_for_role(self, role: str) -> AgentSpec:
-        """The agent that fills ``role`` (first by id; the coordinator refines this)."""
+        """The agent that fills ``role``: the coordinator's round-robin over the agents assigned to it
+        (``assign_role``), else the first unpaused agent whose spec lists the role."""
         validate_agent_id(role, field="agent_role")
+        picked = self.coordinator.pick(role)
+        if picked is not None:
+            return picked
         candidates = [s for s in self.agents.list(role=role) if not s.paused] or self.agents.list(role=role)
         if not candidates:
             raise AgentNotFound(f"no agent has the role {role!r}; give an agent that role first", field="agent_role")

@@ -127,6 +127,22 @@ def agent_remove(agent_id: str) -> None:
         _fail(exc)
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1, or PENGUIN_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8000, or PENGUIN_PORT).")] = None,
+) -> None:
+    """Run the HTTP API (REST, WebSocket, /docs). Non-loopback hosts need PENGUIN_API_KEY."""
+    from penguin.cli.serve import serve as run_server
+
+    try:
+        run_server(host, port)
+    except PenguinError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     app()
 

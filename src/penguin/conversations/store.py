@@ -32,6 +32,13 @@ from penguin.storage.schema import messages as msg_t
 
 _HISTORY_CACHE = 512
 MAX_PAGE = 1000
+# Built once: constructing a statement per call (and its cache key) cost more than running it.
+_INSERT_MESSAGES = sa.insert(msg_t)
+_BUMP_CONVERSATION = (
+    sa.update(conv_t)
+    .where(conv_t.c.id == sa.bindparam("b_id"))
+    .values(last_seq=sa.bindparam("b_last_seq"), updated_at=sa.bindparam("b_updated_at"))
+)
 
 
 def _dumps(value: Any) -> str | None:
@@ -287,11 +294,23 @@ class ConversationStore:
             m.conversation_id = conversation_id
             m.tenant_id = self._tenant
         now = time.time()
-        async with self._db.transaction() as conn:
-            await conn.execute(sa.insert(msg_t), [_message_row(m) for m in new])
-            await conn.execute(
-                sa.update(conv_t).where(conv_t.c.id == conversation_id).values(last_seq=seq, updated_at=now)
-            )
+        rows = [_message_row(m) for m in new]
+        bump = {"b_id": conversation_id, "b_last_seq": seq, "b_updated_at": now}
+
+        def write(conn: sa.Connection) -> None:
+            conn.execute(_INSERT_MESSAGES, rows)
+            conn.execute(_BUMP_CONVERSATION, bump)
+
+        try:
+            await self._db.write(write)
+        except asyncio.CancelledError:
+            # ``write`` lets a cancellation through only once the rows are committed.
+            self._appended(conv, history, new, seq, now)
+            raise
+        self._appended(conv, history, new, seq, now)
+
+    @staticmethod
+    def _appended(conv: Conversation, history: list[Message], new: Sequence[Message], seq: int, now: float) -> None:
         conv.last_seq = seq
         conv.updated_at = now
         history.extend(new)

@@ -22,6 +22,7 @@ from penguin.conversations.messages import Conversation, Message
 from penguin.conversations.store import ConversationStore
 from penguin.engine.results import ChatResult, EventHook, TurnEvent
 from penguin.errors import PenguinError
+from penguin.memory.hooks import MemoryHooks, RecallBlock
 from penguin.models.base import (
     Model,
     ModelRequest,
@@ -65,8 +66,11 @@ class Engine:
         store: ConversationStore,
         tools: ToolRegistry,
         core: Any = None,
+        memory: MemoryHooks | None = None,
     ) -> None:
         self._settings = settings
+        #: Compaction and automatic recall (penguin.memory), called before the first model call.
+        self._memory = memory
         self._models = models
         self._store = store
         self._tools = tools
@@ -130,11 +134,16 @@ class Engine:
             core=self._core,
         )
         model_ms = tools_ms = 0.0
+        recall: RecallBlock | None = None
         try:
+            if self._memory is not None:
+                prepared = await self._memory.before_turn(spec, conversation, history, new, budget)
+                history, recall = prepared.history, prepared.recall
             while True:
                 result.iterations += 1
+                messages = assemble(spec.system_prompt, [*history, *new], budget - (recall.tokens if recall else 0))
                 request = ModelRequest(
-                    messages=assemble(spec.system_prompt, [*history, *new], budget),
+                    messages=recall.insert(messages) if recall else messages,
                     tools=schemas,
                     parameters=params,
                     agent_id=spec.agent_id,
@@ -290,6 +299,7 @@ class Engine:
             metadata={
                 "duration_ms": round(outcome.duration_ms, 3),
                 "error": outcome.error,
+                "denied": outcome.denied,
                 "started_at": outcome.started_at,
             },
             tenant_id=spec.tenant_id,

@@ -66,7 +66,8 @@ def find_parts(weights: BundledWeights) -> list[Path]:
         try:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
-            raise ModelNotInstalled(f"the bundled model weights ({name}) are not installed; {INSTALL_HINT}") from None
+            missing = f"the bundled model weights ({name}) are not installed"
+            raise ModelNotInstalled(f"{missing}; {INSTALL_HINT}") from None
         files = [f for f in dist.files or () if f.parent.name == "data" and f.name.endswith(".bin")]
         located = [Path(str(dist.locate_file(f))) for f in files]
         if len(located) != 1 or not located[0].is_file():
@@ -176,9 +177,14 @@ def _verified(target: Path, weights: BundledWeights) -> bool:
 
 
 def _write_sidecar(target: Path, sha256: str) -> None:
+    # Best effort: without a sidecar the next start re-hashes the file, which is slow but correct.
     stat = target.stat()
     record = {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     sidecar = _sidecar(target)
-    tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.partial")
-    tmp.write_bytes(orjson.dumps(record))
-    os.replace(tmp, sidecar)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", suffix=".partial", dir=target.parent)
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps(record))
+        os.replace(tmp, sidecar)
+    except OSError:
+        return

@@ -107,3 +107,45 @@ kv = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+# Message bus (penguin.bus): every published envelope, and the delivery receipts of the inbox.
+envelopes = sa.Table(
+    "envelopes",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(140), nullable=False),
+    sa.Column("recipient", sa.String(140), nullable=True),
+    sa.Column("channel", sa.String(80), nullable=True),
+    sa.Column("message_type", sa.String(32), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("correlation_id", sa.String(64), nullable=True),
+    sa.Column("causation_id", sa.String(64), nullable=True),
+    sa.Index("ix_envelopes_channel_seq", "channel", "seq"),
+    sa.Index("ix_envelopes_recipient_seq", "recipient", "seq"),
+)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("message_id", sa.String(64), primary_key=True),
+    sa.Column("recipient", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(140), nullable=False),
+    sa.Column("addressed_to", sa.String(140), nullable=True),
+    sa.Column("channel", sa.String(80), nullable=True),
+    sa.Column("message_type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("reply_id", sa.String(64), nullable=True),
+    sa.Column("conversation_id", sa.String(64), nullable=True),
+    sa.Column("turn_id", sa.String(64), nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_receipts_sender", "tenant_id", "sender", "seq"),
+    sa.Index("ix_receipts_status", "tenant_id", "status", "seq"),
+)

@@ -43,7 +43,9 @@ class Tool:
     parameters: Mapping[str, Any]
     function: ToolFunction
     takes_context: bool
-    validator: type[pydantic.BaseModel]
+    #: Checks the arguments before the call; None passes them through as given (the tool checks
+    #: them itself, e.g. a remote MCP server against its own schema).
+    validator: type[pydantic.BaseModel] | None
     #: Tools that block (file I/O, subprocesses) run in a worker thread.
     blocking: bool = False
 
@@ -57,14 +59,17 @@ class Tool:
         Raises:
             ToolError: invalid arguments.
         """
-        try:
-            parsed = self.validator.model_validate(dict(arguments))
-        except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ToolError(f"invalid arguments for {self.name}: {problems}") from None
-        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        if self.validator is None:
+            kwargs = dict(arguments)
+        else:
+            try:
+                parsed = self.validator.model_validate(dict(arguments))
+            except pydantic.ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+                )
+                raise ToolError(f"invalid arguments for {self.name}: {problems}") from None
+            kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         args = (ctx,) if self.takes_context else ()
         if self.blocking:
             import asyncio
@@ -125,6 +130,9 @@ class ToolOutcome:
     arguments: str
     result: str
     error: str | None = None
+    #: Why policy refused the call (``rate_limit``, ``quota``, ``approval_denied``, ``sandbox``, ...);
+    #: None when the call was not refused.
+    denied: str | None = None
     started_at: float = field(default_factory=time.time)
     duration_ms: float = 0.0
 
@@ -135,6 +143,7 @@ class ToolOutcome:
             "arguments": self.arguments,
             "result": self.result,
             "error": self.error,
+            "denied": self.denied,
             "duration_ms": round(self.duration_ms, 3),
         }
 

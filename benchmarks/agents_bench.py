@@ -1,0 +1,50 @@
+"""W6: many registered, idle agents: how long registration takes and what each one costs in RSS.
+
+Agents are created one by one through ``PenguinCore.create_agent`` (each in its own committed
+transaction, as an API caller would), then the heap is collected and the process's resident set
+compared with what it was before the first one. The difference divided by the count is the
+memory an idle registered agent costs: its spec, its registry entry, and its share of whatever
+the database and caches grew by.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+
+from benchmarks.plan import Measurement, Plan, Variant, current_rss_kb
+from penguin.core import PenguinCore
+
+PERSONA = "You are a support agent for one customer account. Be brief."
+
+
+async def run_agents(plan: Plan, variant: Variant, data_dir: Path) -> Measurement:
+    result = Measurement(workload="W6", variant=variant)
+    if variant != "inproc":
+        result.skipped = "registration is measured in-process only"
+        return result
+    create_ms: list[float] = []
+    async with PenguinCore(data_dir=data_dir, model="scripted:echo") as core:
+        # One agent first, so lazily built machinery (statement caches, pool connections) is not
+        # billed to the measured agents.
+        await core.create_agent("warmup", system_prompt=PERSONA)
+        gc.collect()
+        before = current_rss_kb()
+        started = time.perf_counter()
+        for i in range(plan.size):
+            t0 = time.perf_counter()
+            await core.create_agent(f"agent-{i:05d}", system_prompt=PERSONA, roles=["support"])
+            create_ms.append((time.perf_counter() - t0) * 1000)
+        result.wall_s = time.perf_counter() - started
+        gc.collect()
+        after = current_rss_kb()
+        if len(core.list_agents()) != plan.size + 2:  # + default + warmup
+            raise RuntimeError(f"expected {plan.size + 2} agents, the registry has {len(core.list_agents())}")
+    result.record_turns(create_ms)
+    result.extra = {
+        "agents": float(plan.size),
+        "create_per_s": plan.size / result.wall_s,
+        "rss_kb_per_agent": (after - before) / plan.size,
+    }
+    return result

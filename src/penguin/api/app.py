@@ -1,0 +1,125 @@
+"""``create_app``: the FastAPI app over one ``PenguinCore``.
+
+Layers, outermost first: authentication (when ``Settings.api_key`` is set), the body limit
+(``Settings.max_body_bytes``), then FastAPI with the error handlers of ``api.errors`` and the
+routers under ``/api/v1``. The lifespan starts the core and, on shutdown, drains in-flight turns
+(finish within the grace period, else cancel: the engine records cancelled turns) before
+stopping the core it owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import penguin
+from penguin.api.errors import PROBLEM_JSON, install_error_handlers
+from penguin.api.middleware import AuthMiddleware, BodyLimitMiddleware
+from penguin.api.routes import agents, chat, conversations, coordination, memory, messages, meta, tasks, tools
+from penguin.api.state import ApiState
+from penguin.api.ws import router as ws_router
+from penguin.api.ws_messages import router as ws_messages_router
+from penguin.config import Settings
+from penguin.core import PenguinCore
+
+API_PREFIX = "/api/v1"
+
+_DESCRIPTION = """\
+Penguin hosts many LLM agents in one server, each addressed by an `agent_id` with its own
+conversation, model, tools and tasks. Errors are `application/problem+json` bodies that say what
+was wrong and how to fix it. When the server has an API key, send `Authorization: Bearer <key>`
+(every route except `/api/v1/health`). The WebSocket `/api/v1/chat/stream` multiplexes chats for
+many agents on one connection; see docs/api.md.
+"""
+
+
+def create_app(
+    core: PenguinCore | None = None,
+    *,
+    settings: Settings | None = None,
+    shutdown_grace: float = 30.0,
+    ws_send_queue: int = 1024,
+    ws_max_inflight: int = 64,
+) -> FastAPI:
+    """Build the API app.
+
+    Args:
+        core: the core to serve. Default: a new one from ``settings``, owned by the app (started
+            and stopped by its lifespan). A core passed in is started by the lifespan too, but
+            stopped by its owner.
+        settings: used only when ``core`` is None (default: from the environment).
+        shutdown_grace: seconds in-flight turns may take to finish on shutdown before they are
+            cancelled.
+        ws_send_queue: events buffered per WebSocket connection before a slow client is
+            disconnected.
+        ws_max_inflight: concurrent chats per WebSocket connection.
+    """
+    owns_core = core is None
+    if core is None:
+        core = PenguinCore(settings)
+    state = ApiState(
+        core=core, shutdown_grace=shutdown_grace, ws_send_queue=ws_send_queue, ws_max_inflight=ws_max_inflight
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await state.core.start()
+        try:
+            yield
+        finally:
+            await state.tracker.drain(state.shutdown_grace)
+            if owns_core:
+                await state.core.stop()
+
+    app = FastAPI(
+        title="Penguin API",
+        version=penguin.__version__,
+        description=_DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.penguin = state
+    install_error_handlers(app)
+    for module in (chat, agents, conversations, tasks, messages, coordination, memory, tools, meta):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(ws_router, prefix=API_PREFIX)
+    app.include_router(ws_messages_router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=core.settings.max_body_bytes)
+    if core.settings.api_key:
+        app.add_middleware(AuthMiddleware, api_key=core.settings.api_key)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, with error responses declared as ``application/problem+json``."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in ("4", "5") and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    if _has_api_key(app):
+        schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        schema["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def _has_api_key(app: FastAPI) -> bool:
+    state: ApiState = app.state.penguin
+    return bool(state.core.settings.api_key)
+
+
+__all__ = ["API_PREFIX", "create_app"]
