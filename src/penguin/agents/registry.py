@@ -20,6 +20,8 @@ from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
 from penguin.storage.schema import agents as agents_table
 
+_INSERT_AGENT = sa.insert(agents_table)
+
 ChangeListener = Callable[[str, AgentSpec], Awaitable[None]]
 """Called with ("created" | "updated" | "removed", spec) after each committed change."""
 
@@ -92,16 +94,22 @@ class AgentRegistry:
             if agent_id in self._specs:
                 raise AgentExists(f"agent {agent_id!r} already exists; use PATCH to change it", field="agent_id")
             now = time.time()
-            async with self._db.transaction() as conn:
-                await conn.execute(
-                    sa.insert(agents_table).values(
-                        agent_id=agent_id,
-                        tenant_id=self._tenant,
-                        spec=orjson.dumps(spec.to_dict()).decode(),
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+            row = {
+                "agent_id": agent_id,
+                "tenant_id": self._tenant,
+                "spec": orjson.dumps(spec.to_dict()).decode(),
+                "created_at": now,
+                "updated_at": now,
+            }
+
+            def insert(conn: sa.Connection) -> None:
+                conn.execute(_INSERT_AGENT, row)
+
+            try:
+                await self._db.write(insert, inline=True)
+            except asyncio.CancelledError:
+                self._specs[agent_id] = spec  # ``write`` raises a cancellation only once committed
+                raise
             self._specs[agent_id] = spec
         await self._notify("created", spec)
         return spec

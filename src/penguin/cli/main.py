@@ -143,6 +143,25 @@ def serve(
         _fail(exc)
 
 
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    exit_after: Annotated[bool, typer.Option("--exit", help="Stop the server when the scenario is done.")] = False,
+) -> None:
+    """Start the server and run a short offline multi-agent scenario, then keep serving."""
+    import asyncio
+
+    from penguin.cli.demo import demo as run_demo
+
+    try:
+        asyncio.run(run_demo(host, port, exit_after=exit_after, console=console))
+    except PenguinError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        pass
+
+
 def main() -> None:
     app()
 

@@ -34,6 +34,7 @@ _HISTORY_CACHE = 512
 MAX_PAGE = 1000
 # Built once: constructing a statement per call (and its cache key) cost more than running it.
 _INSERT_MESSAGES = sa.insert(msg_t)
+_INSERT_CONVERSATION = sa.insert(conv_t)
 _BUMP_CONVERSATION = (
     sa.update(conv_t)
     .where(conv_t.c.id == sa.bindparam("b_id"))
@@ -174,14 +175,20 @@ class ConversationStore:
             "created_at": conv.created_at,
             "updated_at": conv.updated_at,
         }
-        if conn is None:
-            async with self._db.transaction() as c:
-                await c.execute(sa.insert(conv_t).values(**values))
-        else:
+        if conn is not None:
             await conn.execute(sa.insert(conv_t).values(**values))
+        else:
+            try:
+                await self._db.write(lambda c: c.execute(_INSERT_CONVERSATION, values), inline=True)
+            except asyncio.CancelledError:
+                self._created(conv)  # ``write`` raises a cancellation only once committed
+                raise
+        self._created(conv)
+        return conv
+
+    def _created(self, conv: Conversation) -> None:
         self._convs[conv.id] = conv
         self._history[conv.id] = []
-        return conv
 
     async def get(self, conversation_id: str) -> Conversation:
         conv = self._convs.get(conversation_id)
@@ -302,7 +309,7 @@ class ConversationStore:
             conn.execute(_BUMP_CONVERSATION, bump)
 
         try:
-            await self._db.write(write)
+            await self._db.write(write, inline=True)
         except asyncio.CancelledError:
             # ``write`` lets a cancellation through only once the rows are committed.
             self._appended(conv, history, new, seq, now)

@@ -10,6 +10,7 @@ and ``_turn_completed`` hooks publish every agent, task and turn state change on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,7 +18,7 @@ from penguin.agents.registry import AgentRegistry
 from penguin.agents.spec import AgentSpec
 from penguin.bus._commit import GroupCommit
 from penguin.bus.envelope import Envelope, IdFactory
-from penguin.bus.errors import MessageNotFound
+from penguin.bus.errors import BusClosed, MessageNotFound
 from penguin.bus.filters import EnvelopeFilter
 from penguin.bus.inbox import Inbox
 from penguin.bus.kv import KVStore
@@ -42,6 +43,8 @@ from penguin.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from penguin.core import PenguinCore
+
+log = logging.getLogger("penguin")
 
 
 class MessagingSurface:
@@ -108,10 +111,16 @@ class MessagingSurface:
 
     async def _publish_event(self, agent_id: str, name: str, data: Mapping[str, Any], *, sender: str = "system",
                              message_type: str = "event", correlation_id: str | None = None) -> None:
-        await self.bus.publish(Envelope(
+        envelope = Envelope(
             id=self._event_ids(), sender=sender, channel=f"agent:{agent_id}", message_type=message_type,
             content=name, metadata=dict(data), tenant_id=self.tenant_id, correlation_id=correlation_id,
-        ))
+        )
+        try:
+            await self.bus.publish(envelope)
+        except BusClosed:
+            # A change that already happened (a turn that finished while the core was stopping)
+            # must not be reported to its caller as failed; the missing event is logged instead.
+            log.warning("penguin: event %s of agent %s not published: the bus is stopped", name, agent_id)
 
     async def _agent_event(self, kind: str, spec: AgentSpec) -> None:
         await self._publish_event(spec.agent_id, f"agent.{kind}", spec.to_dict())

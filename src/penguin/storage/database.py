@@ -7,25 +7,26 @@ use only SQLAlchemy Core constructs so the same code runs on both.
 Writes on SQLite take turns through one in-process lock: SQLite admits one writer at a time and
 makes any other sleep-poll for its lock (``busy_timeout``, in steps of milliseconds), which under
 concurrency cost several milliseconds a turn; waiting on an asyncio lock costs microseconds.
-Hot-path writes use ``write``: on a SQLite file it runs the whole transaction in one trip to a
-dedicated writer thread, where aiosqlite makes every cursor, statement and commit its own trip
-(eight for a turn's append, measured in ``benchmarks/``).
+Hot-path writes use ``write``, which on a SQLite file runs the whole transaction at once through
+``SQLiteWriter`` instead of one aiosqlite thread trip per cursor, statement and commit (eight for
+a turn's append; measured in ``benchmarks/``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from penguin.storage.schema import SCHEMA_VERSION, metadata, schema_info
+from penguin.storage.sqlite_writer import SQLiteWriter, is_busy
 
 T = TypeVar("T")
 
@@ -54,22 +55,14 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         #: Serializes this process's SQLite write transactions (None on other databases).
         self._write_lock: asyncio.Lock | None = None
-        #: A sync engine on the same SQLite file and the one thread it runs in, for ``write``.
-        self._sync_engine: sa.Engine | None = None
-        self._writer: ThreadPoolExecutor | None = None
-        #: The writer thread's connection, opened on its first write and kept (a pool checkout
-        #: and check-in per write cost a quarter of a small transaction).
-        self._sync_connection: sa.Connection | None = None
+        #: Runs ``write`` transactions on a SQLite file (None for ``:memory:`` and other databases).
+        self._sqlite_writer: SQLiteWriter | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             self._write_lock = asyncio.Lock()
             database = self.engine.url.database
             if database and database != ":memory:" and "mode=memory" not in url:
-                self._sync_engine = sa.create_engine(
-                    self.engine.url.set(drivername="sqlite"), connect_args={"check_same_thread": False}
-                )
-                event.listen(self._sync_engine, "connect", _sqlite_pragmas)
-                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="penguin-sqlite-writer")
+                self._sqlite_writer = SQLiteWriter(self.engine.url)
 
     async def create_schema(self) -> None:
         # The memory tables register on ``metadata`` when their module is imported; importing it
@@ -92,60 +85,56 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
-    async def write(self, work: Callable[[sa.Connection], T]) -> T:
+    async def write(self, work: Callable[[sa.Connection], T], *, inline: bool = False) -> T:
         """Run ``work`` in one transaction, commit, and return its result.
 
-        ``work`` gets a synchronous SQLAlchemy ``Connection`` (Core statements only, so it runs on
-        every dialect): on a SQLite file it runs in the writer thread in one trip; elsewhere on the
-        async engine through ``run_sync``. Once called, the transaction runs to its end even if the
-        caller is cancelled, and the cancellation is raised only after it committed (a failed
-        transaction raises its own error instead): a caller that sees ``CancelledError`` knows the
-        write is durable and can keep its memory in step.
+        ``work`` gets a synchronous SQLAlchemy ``Connection`` and should only execute Core
+        statements (so it runs on every dialect, and may run again after SQLite reported another
+        process busy). On a SQLite file it runs through ``SQLiteWriter``: with ``inline``, right
+        here on the event loop (for small writes on a turn's critical path: a thread hand-off
+        costs more than they do), else in the writer thread. Elsewhere it runs on the async
+        engine through ``run_sync``.
+
+        Once called, the transaction runs to its end even if the caller is cancelled, and the
+        cancellation is raised only after it committed (a failed transaction raises its own
+        error instead): a caller that sees ``CancelledError`` knows the write is durable and can
+        keep its memory in step.
         """
-        lock = self._write_lock
-        if lock is None or self._writer is None:
+        lock, writer = self._write_lock, self._sqlite_writer
+        if lock is None or writer is None:
             return await _finish(asyncio.ensure_future(self._write_async(work)))
         if lock.locked():
-            return await _finish(asyncio.ensure_future(self._write_queued(lock, work)))
+            return await _finish(asyncio.ensure_future(self._write_queued(lock, writer, work, inline)))
         # The lock is free, so acquire() returns without suspending: no cancellation can land
-        # between here and the start of the job, which ``_finish`` then sees to its end.
+        # between here and the start of the transaction, which then runs to its end.
         await lock.acquire()
         try:
-            return await _finish(self._start_sync(work))
+            if inline:
+                try:
+                    return writer.run(work)
+                except OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+                    # Another process holds the database: wait for it in the writer thread.
+            return await _finish(writer.submit(work))
         finally:
             lock.release()
 
-    async def _write_queued(self, lock: asyncio.Lock, work: Callable[[sa.Connection], T]) -> T:
+    async def _write_queued(
+        self, lock: asyncio.Lock, writer: SQLiteWriter, work: Callable[[sa.Connection], T], inline: bool
+    ) -> T:
         async with lock:
-            return await self._start_sync(work)
-
-    def _start_sync(self, work: Callable[[sa.Connection], T]) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._writer, self._write_sync, work)
+            if inline:
+                try:
+                    return writer.run(work)
+                except OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+            return await writer.submit(work)
 
     async def _write_async(self, work: Callable[[sa.Connection], T]) -> T:
         async with self.transaction() as conn:
             return await conn.run_sync(work)
-
-    def _write_sync(self, work: Callable[[sa.Connection], T]) -> T:
-        conn = self._sync_connection
-        if conn is None:
-            if self._sync_engine is None:  # only called when the writer exists, which needs the engine
-                raise RuntimeError("the SQLite writer thread has no engine")
-            conn = self._sync_connection = self._sync_engine.connect()
-        try:
-            with conn.begin():
-                return work(conn)
-        except BaseException:
-            if conn.invalidated or conn.closed:  # a broken connection is replaced on the next write
-                self._sync_connection = None
-            raise
-
-    def _close_sync(self) -> None:
-        conn, self._sync_connection = self._sync_connection, None
-        if conn is not None:
-            conn.close()
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -153,10 +142,9 @@ class Database:
             yield conn
 
     async def aclose(self) -> None:
-        writer, self._writer = self._writer, None
+        writer, self._sqlite_writer = self._sqlite_writer, None
         if writer is not None:
-            await asyncio.get_running_loop().run_in_executor(writer, self._close_sync)
-            writer.shutdown(wait=True)
+            await writer.aclose()
         await self.engine.dispose()
 
 

@@ -1,0 +1,105 @@
+"""``Database.write``: one committed transaction per call, on SQLite without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from penguin.storage.database import Database
+from penguin.storage.schema import kv
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'penguin.db'}")
+    await database.create_schema()
+    yield database
+    await database.aclose()
+
+
+def put(key: str, value: str = "v") -> Callable[[sa.Connection], str]:
+    def work(conn: sa.Connection) -> str:
+        conn.execute(sa.insert(kv).values(namespace="test", key=key, value=value))
+        return key
+
+    return work
+
+
+async def stored(db: Database) -> list[str]:
+    async with db.read() as conn:
+        return [r.key for r in await conn.execute(sa.select(kv.c.key).order_by(kv.c.key))]
+
+
+@pytest.mark.parametrize("inline", [True, False])
+async def test_a_write_commits_and_returns_what_the_work_returned(db: Database, inline: bool) -> None:
+    assert await db.write(put("a"), inline=inline) == "a"
+    assert await stored(db) == ["a"]
+
+
+async def test_a_failed_write_commits_nothing(db: Database) -> None:
+    def half(conn: sa.Connection) -> None:
+        conn.execute(sa.insert(kv).values(namespace="test", key="x", value="v"))
+        conn.execute(sa.insert(kv).values(namespace="test", key="x", value="duplicate"))
+
+    with pytest.raises(sa.exc.IntegrityError):
+        await db.write(half, inline=True)
+    assert await stored(db) == []
+
+
+async def test_concurrent_writes_of_both_kinds_take_turns_without_busy_errors(db: Database) -> None:
+    writes = [db.write(put(f"k{i:03d}"), inline=i % 2 == 0) for i in range(60)]
+
+    async def through_transaction(key: str) -> None:
+        async with db.transaction() as conn:
+            await conn.execute(sa.insert(kv).values(namespace="test", key=key, value="v"))
+
+    await asyncio.gather(*writes, *(through_transaction(f"t{i:03d}") for i in range(20)))
+    assert len(await stored(db)) == 80
+
+
+async def test_another_process_holding_the_database_does_not_block_the_loop(db: Database, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "penguin.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # what a second Penguin process mid-write looks like
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    running = asyncio.create_task(ticker())
+    write = asyncio.create_task(db.write(put("late"), inline=True))
+    await asyncio.sleep(0.1)
+    assert not write.done() and ticks >= 5  # the write waits in the writer thread, the loop runs
+    other.execute("COMMIT")
+    other.close()
+    assert await write == "late"
+    running.cancel()
+    assert await stored(db) == ["late"]
+
+
+async def test_a_cancelled_caller_sees_the_cancellation_only_after_the_commit(db: Database) -> None:
+    gate = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow(conn: sa.Connection) -> None:
+        conn.execute(sa.insert(kv).values(namespace="test", key="slow", value="v"))
+        asyncio.run_coroutine_threadsafe(_set(gate), loop).result()
+        conn.execute(sa.select(sa.func.count()).select_from(kv))
+
+    caller = asyncio.create_task(db.write(slow))  # the writer thread: this one can be cancelled mid-way
+    await gate.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await stored(db) == ["slow"]
+
+
+async def _set(event: asyncio.Event) -> None:
+    event.set()
