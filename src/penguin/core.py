@@ -296,7 +296,7 @@ class PenguinCore(MessagingSurface):
                         type="error",
                         agent_id=str(agent),
                         conversation_id=str(options.get("conversation_id") or ""),
-                        data=exc.to_problem(),
+                        data={"status": exc.status, "detail": exc.detail, "problem": exc.to_problem()},
                     )
                 )
             finally:

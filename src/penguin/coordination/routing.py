@@ -102,9 +102,14 @@ class RouteRule:
         if unknown:
             raise ValidationFailed(f"unknown rule field(s) {unknown}; known: {sorted(known)}", field="rules")
         values = dict(data)
+        for key in ("name", "target"):
+            if not isinstance(values.get(key), str):
+                raise ValidationFailed(f"every rule needs a string {key!r}", field=key)
+        if values.get("pattern") is not None and not isinstance(values["pattern"], str):
+            raise ValidationFailed("pattern must be a string (a regular expression)", field="pattern")
         for key in ("contains", "fallbacks"):
             raw = values.get(key, ())
-            if isinstance(raw, str) or not all(isinstance(v, str) for v in raw):
+            if not isinstance(raw, list | tuple) or not all(isinstance(v, str) for v in raw):
                 raise ValidationFailed(f"{key} must be a list of strings", field=key)
             values[key] = tuple(raw)
         for key in ("metadata", "context"):

@@ -25,7 +25,7 @@ class TurnEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "agent_id": self.agent_id, "conversation_id": self.conversation_id, **self.data}
+        return {**self.data, "type": self.type, "agent_id": self.agent_id, "conversation_id": self.conversation_id}
 
 
 EventHook = Callable[[TurnEvent], Awaitable[None]]
