@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -177,6 +177,55 @@ class PenguinAgent:
 
     def branch(self, checkpoint_id: str, title: str = "") -> Conversation:
         return self._call(self.core.branch(checkpoint_id, title=title))
+
+    # Messaging and coordination ----------------------------------------------------------------
+    # Thin wrappers: the options and return types are those of the PenguinCore methods.
+
+    def send_message(self, sender: str, recipient: str, content: str, **options: Any) -> Any:
+        """Send a MessageBus message to an agent id, ``role:<name>`` or ``human``; returns the receipt."""
+        return self._call(self.core.send_message(sender, recipient, content, **options))
+
+    def ask(self, sender: str, recipient: str, content: str, **options: Any) -> Any:
+        """Send and wait for the recipient's answer (fallbacks apply)."""
+        return self._call(self.core.ask(sender, recipient, content, **options))
+
+    def wait_receipt(self, message_id: str, recipient: str | None = None, timeout: float | None = None) -> Any:
+        return self._call(self.core.wait_receipt(message_id, recipient, timeout=timeout))
+
+    def create_room(self, name: str, members: Sequence[str] = (), **options: Any) -> Any:
+        return self._call(self.core.create_room(name, members=members, **options))
+
+    def post_to_room(self, room: str, sender: str, content: str, **options: Any) -> Any:
+        return self._call(self.core.post_to_room(room, sender, content, **options))
+
+    def assign_role(self, role: str, agent_ids: Sequence[str]) -> list[str]:
+        return self._call(self.core.assign_role(role, agent_ids))
+
+    def round_robin(self, role: str, text: str, **options: Any) -> Any:
+        return self._call(self.core.round_robin(role, text, **options))
+
+    def role_chain(self, roles: Sequence[str], text: str, **options: Any) -> Any:
+        return self._call(self.core.role_chain(roles, text, **options))
+
+    def broadcast(self, text: str, **options: Any) -> Any:
+        return self._call(self.core.broadcast(text, **options))
+
+    def route(self, text: str, **options: Any) -> Any:
+        return self._call(self.core.route(text, **options))
+
+    def spawn_agent(self, parent_id: str, child_id: str | None = None, **overrides: Any) -> AgentSpec:
+        return self._call(self.core.spawn_agent(parent_id, child_id, **overrides))
+
+    def delegate(self, parent_id: str, child_id: str, task: str, **options: Any) -> Any:
+        return self._call(self.core.delegate(parent_id, child_id, task, **options))
+
+    # Memory ------------------------------------------------------------------------------------
+
+    def memory_add(self, text: str, **fields: Any) -> Any:
+        return self._call(self.core.memory_add(text, **fields))
+
+    def memory_search(self, query: str, **options: Any) -> Any:
+        return self._call(self.core.memory_search(query, **options))
 
     # Tasks -----------------------------------------------------------------------------------
 

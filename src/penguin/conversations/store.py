@@ -35,6 +35,17 @@ MAX_PAGE = 1000
 # Built once: constructing a statement per call (and its cache key) cost more than running it.
 _INSERT_MESSAGES = sa.insert(msg_t)
 _INSERT_CONVERSATION = sa.insert(conv_t)
+#: An agent's most recent ``main`` conversation (looked up on its first turn).
+_MAIN_CONVERSATION = (
+    sa.select(conv_t)
+    .where(
+        conv_t.c.agent_id == sa.bindparam("agent_id"),
+        conv_t.c.kind == "main",
+        conv_t.c.tenant_id == sa.bindparam("tenant_id"),
+    )
+    .order_by(conv_t.c.created_at.desc(), conv_t.c.id.desc())
+    .limit(1)
+)
 _BUMP_CONVERSATION = (
     sa.update(conv_t)
     .where(conv_t.c.id == sa.bindparam("b_id"))
@@ -223,15 +234,8 @@ class ConversationStore:
         return conv
 
     async def _load_or_create_default(self, agent_id: str) -> Conversation:
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(conv_t)
-                    .where(conv_t.c.agent_id == agent_id, conv_t.c.kind == "main", conv_t.c.tenant_id == self._tenant)
-                    .order_by(conv_t.c.created_at.desc(), conv_t.c.id.desc())
-                    .limit(1)
-                )
-            ).first()
+        params = {"agent_id": agent_id, "tenant_id": self._tenant}
+        row = await self._db.query(lambda conn: conn.execute(_MAIN_CONVERSATION, params).first())
         if row is not None:
             conv = _row_conversation(row)
             self._convs.setdefault(conv.id, conv)

@@ -132,6 +132,26 @@ class Database:
                         raise
             return await writer.submit(work)
 
+    async def query(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run a small read (``work`` executes Core ``SELECT``s on a sync connection) and return its result.
+
+        On a SQLite file whose writer connection is idle the read runs right here on it (one
+        indexed ``SELECT`` costs less than the async engine's thread trips); otherwise, and on
+        other databases, it runs on the async engine through ``run_sync``.
+        """
+        lock, writer = self._write_lock, self._sqlite_writer
+        if lock is not None and writer is not None and not lock.locked():
+            await lock.acquire()  # free: returns without suspending
+            try:
+                return writer.run(work)
+            except OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+            finally:
+                lock.release()
+        async with self.read() as conn:
+            return await conn.run_sync(work)
+
     async def _write_async(self, work: Callable[[sa.Connection], T]) -> T:
         async with self.transaction() as conn:
             return await conn.run_sync(work)

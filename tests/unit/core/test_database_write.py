@@ -103,3 +103,13 @@ async def test_a_cancelled_caller_sees_the_cancellation_only_after_the_commit(db
 
 async def _set(event: asyncio.Event) -> None:
     event.set()
+
+
+async def test_query_reads_what_was_committed_whether_or_not_a_write_holds_the_lock(db: Database) -> None:
+    await db.write(put("a"), inline=True)
+    keys = sa.select(kv.c.key).order_by(kv.c.key)
+    assert await db.query(lambda conn: list(conn.scalars(keys))) == ["a"]
+    async with db.transaction() as conn:  # holds the write lock: the read takes the async engine
+        await conn.execute(sa.insert(kv).values(namespace="test", key="b", value="v"))
+        assert await db.query(lambda c: list(c.scalars(keys))) == ["a"]  # not committed yet
+    assert await db.query(lambda conn: list(conn.scalars(keys))) == ["a", "b"]

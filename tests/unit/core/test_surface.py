@@ -110,3 +110,25 @@ def test_cli_chat_and_agents(tmp_path: Path) -> None:
     as_json = _cli(tmp_path, "chat", "j", "--json", "--agent", "support")
     body = json.loads(as_json.stdout)
     assert body["response"] == "j" and body["agent_id"] == "support"
+
+
+def test_penguin_agent_coordination_and_memory(tmp_path: Path) -> None:
+    with PenguinAgent(data_dir=tmp_path, model="scripted:echo") as p:
+        for name in ("planner", "implementer", "qa"):
+            p.create_agent(name, roles=[name])
+        p.assign_role("planner", ["planner"])
+        p.assign_role("implementer", ["implementer"])
+        p.assign_role("qa", ["qa"])
+        lineage = p.role_chain(["planner", "implementer", "qa"], "ship it")
+        assert [s.output for s in lineage.steps] == ["ship it"] * 3
+        receipt = p.send_message("human", "qa", "please review")
+        final = p.wait_receipt(receipt.message_id, timeout=10)
+        assert final.status == "processed"
+        assert [m.content for m in p.history("qa")][-2:] == ["please review", "please review"]
+        p.memory_add("The deploy key rotates every Monday.", agent_id="planner", scope="shared")
+        hits = p.memory_search("when does the deploy key rotate", agent_id="qa")
+        assert hits and "Monday" in hits[0].memory.text
+        child = p.spawn_agent("planner", "planner-child")
+        assert child.parent_id == "planner"
+        result = p.delegate("planner", "planner-child", "summarise TASK_COMPLETE", wait=True, timeout=10)
+        assert result.status == "completed"

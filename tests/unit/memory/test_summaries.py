@@ -14,7 +14,7 @@ from penguin.conversations.messages import Message
 from penguin.memory.hooks import RECALL_HEADER
 from penguin.memory.summaries import SUMMARY_PROMPT, _measure, extractive_summary
 from penguin.models.base import ModelRequest
-from penguin.models.scripted import ScriptedModel
+from penguin.models.scripted import BUILTIN_SCRIPTS, ScriptedModel
 
 FACT = "Remember: the staging database password rotates every Tuesday at 04:00 UTC (vault job VR-7731)."
 FILLER = "Status update {n}: the nightly build passed, the dashboard looks green and nothing else happened."
@@ -183,3 +183,31 @@ async def test_short_conversations_are_never_compacted_and_the_estimate_stays_ex
     )
     assert tracked == _measure(history).tokens == sum(estimate_tokens(m) for m in history)
     assert (await core.memory_stats()).total == 0
+
+
+async def test_compaction_never_splits_a_tool_call_from_its_result(core: PenguinCore) -> None:
+    requests: list[ModelRequest] = []
+
+    def tool_then_answer(request: ModelRequest) -> Any:
+        requests.append(request)
+        return BUILTIN_SCRIPTS["tool"](request)
+
+    core.models.register("scripted:tooler", ScriptedModel(tool_then_answer, name="scripted:tooler"))
+    await core.create_agent(
+        "worker",
+        model="scripted:tooler",
+        context_tokens=256,
+        model_parameters={"tool": "memory_search", "arguments": {"query": "deploy checklist for the gateway"}},
+    )
+    for n in range(12):
+        await core.chat(FILLER.format(n=n), agent_id="worker")
+    assert [m for m in await core.history("worker") if m.message_type == "summary"]
+    for request in requests:
+        body = [m for m in request.messages if m["role"] != "system"]
+        assert body[0]["role"] != "tool"
+        for i, m in enumerate(body):
+            if m["role"] == "tool":
+                calls = (
+                    [c["id"] for c in body[i - 1].get("tool_calls") or []] if body[i - 1]["role"] == "assistant" else []
+                )
+                assert m["tool_call_id"] in calls
