@@ -20,6 +20,15 @@ from penguin.bus._commit import GroupCommit
 from penguin.storage.database import Database
 from penguin.storage.schema import kv as kv_t
 
+# Built once: building a statement per write (usage is upserted after every turn) cost more
+# than executing it.
+_UPDATE = (
+    sa.update(kv_t)
+    .where(kv_t.c.namespace == sa.bindparam("b_namespace"), kv_t.c.key == sa.bindparam("b_key"))
+    .values(value=sa.bindparam("b_value"))
+)
+_INSERT = sa.insert(kv_t)
+
 
 class KVStore:
     """Namespaced JSON values of one tenant."""
@@ -47,11 +56,9 @@ class KVStore:
         def upsert(conn: sa.Connection) -> None:
             # Update-then-insert keeps to portable SQL (no dialect ON CONFLICT); the committer runs
             # one batch at a time, so nothing races between the two statements.
-            result = conn.execute(
-                sa.update(kv_t).where(kv_t.c.namespace == namespace, kv_t.c.key == stored).values(value=text)
-            )
+            result = conn.execute(_UPDATE, {"b_namespace": namespace, "b_key": stored, "b_value": text})
             if not result.rowcount:
-                conn.execute(sa.insert(kv_t).values(namespace=namespace, key=stored, value=text))
+                conn.execute(_INSERT, {"namespace": namespace, "key": stored, "value": text})
 
         self._writer.run(upsert)
 

@@ -80,6 +80,13 @@ def assemble(system_prompt: str, history: Sequence[Message], budget_tokens: int)
     picked.reverse()
     while len(picked) > 1 and picked[0].role == "tool":
         picked.pop(0)
+    if picked and picked[0].role == "tool":
+        # Only the newest tool result fits: send the assistant call it answers too (over budget)
+        # rather than a result no provider accepts without its call.
+        at = max(i for i, m in enumerate(history) if m is picked[0])
+        while at > 0 and not (history[at].role == "assistant" and history[at].tool_calls):
+            at -= 1
+        picked = [m for m in history[at:] if m.message_type in MODEL_VISIBLE and not summary_cutoff(m)]
     out: list[dict[str, Any]] = []
     if system_prompt:
         out.append({"role": "system", "content": system_prompt})
