@@ -137,7 +137,7 @@ class AgentRegistry:
             async with self._db.transaction() as conn:
                 await conn.execute(
                     sa.update(agents_table)
-                    .where(agents_table.c.agent_id == agent_id)
+                    .where(agents_table.c.tenant_id == self._tenant, agents_table.c.agent_id == agent_id)
                     .values(spec=orjson.dumps(spec.to_dict()).decode(), updated_at=spec.updated_at)
                 )
             self._specs[agent_id] = spec
@@ -150,7 +150,11 @@ class AgentRegistry:
         async with self._lock:
             spec = self.get(agent_id)
             async with self._db.transaction() as conn:
-                await conn.execute(sa.delete(agents_table).where(agents_table.c.agent_id == agent_id))
+                await conn.execute(
+                    sa.delete(agents_table).where(
+                        agents_table.c.tenant_id == self._tenant, agents_table.c.agent_id == agent_id
+                    )
+                )
             del self._specs[agent_id]
         await self._notify("removed", spec)
         return spec

@@ -248,6 +248,8 @@ class MemoryInfo(ResponseModel):
     scope: str
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    source_conversation_id: str | None = Field(default=None, description="Conversation the memory came from.")
+    source_message_id: str | None = Field(default=None, description="Message the memory came from.")
     created_at: float
     updated_at: float
 
@@ -264,7 +266,12 @@ class MemoryStatsInfo(ResponseModel):
     shared: int
     private: int
     by_author: dict[str, int] = Field(default_factory=dict)
-    embedder: str
+    embedder: str = Field(description="none (keyword search only), minilm, hash or openai:<model>.")
+    dimension: int | None = Field(default=None, description="Vector size; null without an embedder.")
+    vectors: int = Field(default=0, description="Memories that have a vector.")
+    pending_vectors: int = Field(default=0, description="Memories whose vector is still being computed.")
+    keyword_index: str = Field(default="", description="The keyword index in use (FTS5 on SQLite, full-text search on PostgreSQL).")
+    last_error: str | None = Field(default=None, description="The embedder's last failure, if any.")
 
 
 # Tools -----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -22,7 +23,7 @@ from penguin.config import Settings
 #: Short replies keep the offline demo quick on two cores.
 REPLY_PARAMETERS = {"max_tokens": 80, "temperature": 0.2}
 #: The personas only talk: offering no tools keeps the small model's prompt short.
-NO_TOOLS = {"allow": []}
+NO_TOOLS: dict[str, list[str]] = {"allow": []}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +52,15 @@ PERSONAS = (
 )
 
 
-async def _wait_started(server_task: asyncio.Task[None], started: asyncio.Event, timeout: float) -> None:
-    done, _ = await asyncio.wait({server_task, asyncio.ensure_future(started.wait())}, timeout=timeout,
-                                 return_when=asyncio.FIRST_COMPLETED)
-    if server_task in done:
-        server_task.result()
-        raise RuntimeError("the server stopped before it started (is the port already in use?)")
-    if not started.is_set():
-        raise RuntimeError(f"the server did not start within {timeout:.0f} s")
+async def _wait_started(server: uvicorn.Server, serve_task: asyncio.Task[None], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes startup only as a flag
+        if serve_task.done():
+            serve_task.result()
+            raise RuntimeError("the server stopped before it started (is the port already in use?)")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
 
 
 async def run_scenario(client: PenguinClient, console: Console) -> None:
@@ -112,9 +114,9 @@ async def run_scenario(client: PenguinClient, console: Console) -> None:
     console.print("\n[bold]4. Every agent kept its own log[/]")
     summary = Table("agent", "conversation", "messages")
     for agent_id in [p.agent_id for p in PERSONAS] + [child.agent_id]:
-        for conv in await client.list_conversations(agent_id):
-            page = await client.get_conversation_history(conv.id, limit=1000)
-            summary.add_row(agent_id, conv.id, str(len(page.messages)))
+        for info in await client.list_conversations(agent_id):
+            page = await client.get_conversation_history(info.id, limit=1000)
+            summary.add_row(agent_id, info.id, str(len(page.messages)))
     console.print(summary)
 
 
@@ -126,16 +128,8 @@ async def demo(host: str, port: int, *, exit_after: bool, console: Console) -> N
                   f"model {settings.resolved_default_model()}")
     console.print(f"starting the server on {url} ...")
     serve_task = asyncio.create_task(server.serve())
-    started = asyncio.Event()
-
-    async def watch() -> None:
-        while not server.started:
-            await asyncio.sleep(0.05)
-        started.set()
-
-    watcher = asyncio.create_task(watch())
     try:
-        await _wait_started(serve_task, started, timeout=60)
+        await _wait_started(server, serve_task, timeout=60)
         began = time.perf_counter()
         async with PenguinClient(base_url=url, api_key=settings.api_key, timeout=600) as client:
             await run_scenario(client, console)
@@ -148,7 +142,6 @@ async def demo(host: str, port: int, *, exit_after: bool, console: Console) -> N
             console.print("Press Ctrl-C to stop.")
         await serve_task
     finally:
-        watcher.cancel()
         if not serve_task.done():
             server.should_exit = True
             await asyncio.wait({serve_task}, timeout=15)

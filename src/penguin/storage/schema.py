@@ -22,8 +22,8 @@ schema_info = sa.Table(
 agents = sa.Table(
     "agents",
     metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("agent_id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False, index=True),
     sa.Column("spec", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),

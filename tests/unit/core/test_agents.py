@@ -100,3 +100,17 @@ async def test_auto_create_on_first_chat(core: PenguinCore) -> None:
     second = await core.chat("again", agent_id="engineering")
     assert first.created and not second.created
     assert first.conversation_id == second.conversation_id
+
+
+async def test_tenants_share_a_database_without_colliding(tmp_path: Path, database_url: str) -> None:
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo", tenant_id="acme") as a:
+        await a.create_agent("support", system_prompt="acme support")
+        await a.chat("hello from acme", agent_id="support")
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo", tenant_id="globex") as b:
+        assert [s.agent_id for s in b.list_agents()] == ["default"]
+        await b.create_agent("support", system_prompt="globex support")
+        assert await b.history("support") == []
+        await b.remove_agent("support")
+    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo", tenant_id="acme") as a:
+        assert a.get_agent("support").system_prompt == "acme support"
+        assert [m.content for m in await a.history("support")] == ["hello from acme"] * 2
