@@ -13,7 +13,7 @@ import gc
 import time
 from pathlib import Path
 
-from benchmarks.plan import Measurement, Plan, Variant, current_rss_kb
+from benchmarks.plan import Measurement, Plan, Stopwatch, Variant, current_rss_kb
 from penguin.core import PenguinCore
 
 PERSONA = "You are a support agent for one customer account. Be brief."
@@ -25,18 +25,19 @@ async def run_agents(plan: Plan, variant: Variant, data_dir: Path) -> Measuremen
         result.skipped = "registration is measured in-process only"
         return result
     create_ms: list[float] = []
+    clock = Stopwatch()
     async with PenguinCore(data_dir=data_dir, model="scripted:echo") as core:
         # One agent first, so lazily built machinery (statement caches, pool connections) is not
         # billed to the measured agents.
         await core.create_agent("warmup", system_prompt=PERSONA)
         gc.collect()
         before = current_rss_kb()
-        started = time.perf_counter()
+        clock.start()
         for i in range(plan.size):
             t0 = time.perf_counter()
             await core.create_agent(f"agent-{i:05d}", system_prompt=PERSONA, roles=["support"])
             create_ms.append((time.perf_counter() - t0) * 1000)
-        result.wall_s = time.perf_counter() - started
+        clock.stop(result)
         gc.collect()
         after = current_rss_kb()
         if len(core.list_agents()) != plan.size + 2:  # + default + warmup

@@ -52,9 +52,7 @@ class Wire:
     """One keep-alive client posting chat completions."""
 
     def __init__(self, base_url: str) -> None:
-        self.client = httpx.AsyncClient(
-            base_url=base_url, timeout=60.0, headers={"content-type": "application/json"}
-        )
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=60.0, headers={"content-type": "application/json"})
 
     async def call(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": MODEL, "messages": messages}

@@ -163,7 +163,7 @@ def verdicts(rows: list[Row]) -> list[Verdict]:
     return out
 
 
-def render(rows: list[Row], *, scale: float, repeats: int, loop: str, elapsed_s: float, method: str) -> str:
+def render(rows: list[Row], *, scale: float, repeats: str, loop: str, elapsed_s: float, method: str) -> str:
     info = machine()
     lines = [
         "# Benchmarks: orchestration overhead against the wire floor",

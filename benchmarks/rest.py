@@ -69,9 +69,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("PENGUIN_", "OPENAI_", "ANTHROPIC_"))
+            key: value for key, value in os.environ.items() if not key.startswith(("PENGUIN_", "OPENAI_", "ANTHROPIC_"))
         }
         env.update(PENGUIN_DATA_DIR=str(data_dir), PENGUIN_MODEL="openai:fake", OPENAI_BASE_URL=base_url)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
@@ -204,4 +202,3 @@ async def _many_agents(chat: Callable[[str, str], Awaitable[None]], agents: list
                 await chat(user_text(index * W3_TURNS + turn), agent_id)
 
     await asyncio.gather(*(agent(i, a) for i, a in enumerate(agents)))
-
