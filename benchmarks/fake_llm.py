@@ -21,6 +21,7 @@ import http.client
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -209,7 +210,9 @@ class FakeLLM:
 
     def start(self) -> FakeLLM:
         command = [sys.executable, "-m", "benchmarks.fake_llm", "--port", "0", "--latency-ms", str(self._latency_ms)]
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent
+        )
         stdout = self._process.stdout
         line = stdout.readline().decode().strip() if stdout is not None else ""
         if not line.startswith("PORT "):

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,6 +33,9 @@ from benchmarks.plan import (
     process_peak_rss_kb,
     user_text,
 )
+
+if TYPE_CHECKING:
+    from penguin.api_client import PenguinClient
 
 READY_TIMEOUT_S = 60.0
 ROLE = "worker"
@@ -144,7 +147,7 @@ async def run_rest(plan: Plan, base_url: str, data_dir: Path) -> Measurement:
             for agent_id in ["warmup", *agents]:
                 await client.create_agent(agent_id, system_prompt=SYSTEM, tool_policy=policy)
             if plan.workload == "W2":
-                await _api(client, "PUT", f"/coordinator/roles/{ROLE}", {"agent_ids": agents})
+                await client.assign_role(ROLE, agents)
 
             async def chat(text: str, agent_id: str) -> None:
                 t0 = time.perf_counter()
@@ -175,21 +178,13 @@ async def run_rest(plan: Plan, base_url: str, data_dir: Path) -> Measurement:
     return result
 
 
-async def _api(client: Any, method: str, path: str, body: dict[str, Any]) -> Any:
-    """A REST call ``PenguinClient`` has no method for yet (the coordinator routes), on its connection."""
-    response = await client._http.request(method, "/api/v1" + path, json=body)
-    if response.status_code >= 400:
-        raise ServerFailed(f"{method} {path} answered {response.status_code}: {response.text[:500]}")
-    return response.json()
-
-
-async def _round_robin(client: Any, turns: int, turn_ms: list[float]) -> None:
-    """W2 over REST: ``POST /coordinator/round-robin`` per turn."""
+async def _round_robin(client: PenguinClient, turns: int, turn_ms: list[float]) -> None:
+    """W2 over REST: ``POST /api/v1/coordinator/round-robin`` per turn."""
     for i in range(turns):
         t0 = time.perf_counter()
-        answer = await _api(client, "POST", "/coordinator/round-robin", {"role": ROLE, "text": user_text(i)})
+        answer = await client.round_robin(ROLE, user_text(i))
         turn_ms.append((time.perf_counter() - t0) * 1000)
-        if answer.get("status") != "processed" or not str(answer.get("text")).startswith("ack "):
+        if answer.status != "processed" or not (answer.text or "").startswith("ack "):
             raise ServerFailed(f"unexpected round-robin answer: {answer!r}")
 
 

@@ -49,24 +49,33 @@ METHOD = """
 - **Fake model server** (`benchmarks/fake_llm.py`): a separate process (raw asyncio protocol on
   uvloop, HTTP/1.1 keep-alive) on 127.0.0.1, so it never shares a GIL with the code measured.
   Replies are deterministic (`ack <n>`, or a call of the first offered tool when the last message
-  is the user's); it counts calls, messages and bytes, and the runner checks after every
-  measurement that it saw exactly the expected number of calls, and exactly as many messages
-  as the floor sent.
+  is the user's). It counts calls, messages and bytes; after every measurement the runner checks
+  that it saw exactly the expected number of calls, and exactly as many messages as the floor
+  sent, and stops with an error otherwise.
 - **Wire floor** (`benchmarks/floor.py`): the same LLM calls as plain POSTs on one keep-alive
   `httpx.AsyncClient` with orjson bodies and a hand-kept message list; no persistence. It is the
-  least any orchestrator on httpx could spend.
+  least an orchestrator built on httpx could spend.
 - **Penguin in-process** (`benchmarks/inproc.py`): `PenguinCore(data_dir=tmp, model="openai:fake",
-  openai_base_url=...)` with persistence on (SQLite, WAL, one committed transaction per turn).
-  Plain chat agents are offered no tools (the floor sends none); W4's agent is offered only the
-  trivial `lookup` tool, registered as non-blocking so it runs on the loop like the floor's.
+  openai_base_url=...)` with persistence on (SQLite in WAL mode, every turn committed in one
+  transaction, every turn's events on the bus and in the database). Plain chat agents are offered
+  no tools (the floor sends none); W4's agent is offered only the trivial `lookup` tool,
+  registered as non-blocking so it runs on the loop like the floor's. W2 goes through
+  `core.coordinator.round_robin` (bus message, inbox, receipt, reply).
 - **Penguin over REST** (`benchmarks/rest.py`): `PenguinClient` against a `penguin serve`
-  subprocess configured the same way; its peak RSS is the server's.
+  subprocess configured through its environment (W4: the same app from
+  `benchmarks/tool_server.py`, which registers `lookup`; W2: the coordinator's REST route).
+  Peak RSS and CPU are the server's.
+- **W5**: one publisher builds envelopes addressed to an agent and yields every 100; one filtered
+  subscriber receives them; the floor is the same on a bare `asyncio.Queue`. **W6**: agents
+  created one by one with `create_agent`; RSS growth after a full collection, per agent.
 - Each measurement runs in a fresh process after one untimed warm-up turn (first connection,
-  lazy imports); the table shows the best of N runs per variant because the machine may be
-  shared. `ms added / LLM call` = (wall − floor wall) / LLM calls of the timed part; `CPU ms /
-  LLM call` is the process CPU (all threads) per call, which other load disturbs less.
-- W3 runs 50 agents' turns at once; httpx's connection pool itself slows down under that much
-  concurrency (encode/httpx#3215), which the floor pays too.
+  lazy imports); the table shows the fastest of N runs per variant because the machine may be
+  shared. `ms added / LLM call` = (wall − floor wall) / LLM calls of the timed part;
+  `CPU ms / LLM call` is the process's CPU (all threads) per call, which other load on the
+  machine disturbs less than wall time.
+- W3 runs 50 agents' turns at once: httpx's connection pool does work per request in proportion
+  to the requests waiting in it (encode/httpx#3215), which makes the floor CPU-bound there;
+  Penguin's wire client spreads concurrent requests over several pools.
 """
 
 

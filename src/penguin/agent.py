@@ -58,7 +58,6 @@ class PenguinAgent:
         self.core = PenguinCore(settings, **overrides)
         self.project_dir = Path(project_dir) if project_dir is not None else Path.cwd()
         self.project_docs = self._load_docs()
-        self.charter_paths = [self.project_dir / p for p in CHARTER_FILES if (self.project_dir / p).is_file()]
         try:
             self._call(self.core.start())
         except BaseException:
@@ -84,6 +83,14 @@ class PenguinAgent:
             if path.is_file():
                 docs[name] = path.read_text(encoding="utf-8", errors="replace")[:_DOC_LIMIT]
         return docs
+
+    @property
+    def charter_paths(self) -> list[Path]:
+        """Charter files found in the project folder and in the shared workspace (``context/``)."""
+        found = []
+        for base in (self.project_dir, self.core.workspace.root):
+            found += [base / p for p in CHARTER_FILES if (base / p).is_file()]
+        return found
 
     def project_context(self) -> str:
         """Project docs joined as one text, ready to use in a persona."""

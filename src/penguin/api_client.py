@@ -47,6 +47,7 @@ from penguin.api.client_base import (
 )
 from penguin.api.client_orchestration import OrchestrationMethods
 from penguin.api.client_sockets import ChatSocket, MessageStream, sse_data
+from penguin.api.client_telemetry import TelemetryStream
 from penguin.api.schemas import (
     AgentInfo,
     CancelResult,
@@ -63,6 +64,7 @@ from penguin.api.schemas import (
     TaskOptions,
     VersionInfo,
 )
+from penguin.api.schemas_telemetry import TelemetrySummaryInfo
 
 
 class PenguinClient(OrchestrationMethods):
@@ -153,6 +155,11 @@ class PenguinClient(OrchestrationMethods):
                    "message_type": message_type, "since_seq": since_seq}
         return MessageStream(self._ws_url("/ws/messages"), headers=self._headers, open_timeout=self._timeout,
                              filters=filters)
+
+    def telemetry_stream(self, *, agent_id: str | None = None, interval: float = 1.0) -> TelemetryStream:
+        """Telemetry snapshots every ``interval`` seconds (``async with client.telemetry_stream() as s``)."""
+        return TelemetryStream(self._ws_url("/ws/telemetry"), headers=self._headers, open_timeout=self._timeout,
+                               params={"agent_id": agent_id, "interval": interval})
 
     def _ws_url(self, path: str) -> str:
         return self.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + API + path
@@ -298,6 +305,8 @@ __all__ = [
     "ServerError",
     "TaskInfo",
     "TaskOptions",
+    "TelemetryStream",
+    "TelemetrySummaryInfo",
     "ValidationError",
     "VersionInfo",
     "error_for",

@@ -14,6 +14,8 @@ from typing import Any
 from penguin.agents.registry import AgentRegistry
 from penguin.agents.runtime import Runtimes
 from penguin.agents.spec import AgentSpec
+from penguin.charter import Charter, CharterFiles, CharterRunResult, CharterWorkflow, Problem, lint
+from penguin.charter.tools import TOOLS as CHARTER_TOOLS
 from penguin.config import Settings
 from penguin.conversations.messages import Checkpoint, Conversation, Message
 from penguin.conversations.store import ConversationStore
@@ -29,6 +31,7 @@ from penguin.memory.tools import memory_tools
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
+from penguin.telemetry import TelemetryCollector, TelemetrySummary
 from penguin.tools.approvals import ApprovalBroker, ApprovalRequest
 from penguin.tools.mcp import MCPManager, MCPServerInfo
 from penguin.tools.policy import ToolPolicyEnforcer
@@ -83,6 +86,8 @@ class PenguinCore(MessagingSurface):
             settings=settings,
         )
         self.tools.register_all(memory_tools(self.memory))
+        self.charters = CharterFiles(self.workspace)
+        self.tools.register_all(CHARTER_TOOLS)
         self.runtimes = Runtimes()
         self.engine = Engine(
             settings=settings,
@@ -100,6 +105,10 @@ class PenguinCore(MessagingSurface):
             on_change=self._task_changed,
         )
         self._init_messaging()
+        self.telemetry = TelemetryCollector(
+            self.bus, tenant_id=self.tenant_id, agent_ids=lambda: (s.agent_id for s in self.agents.list()),
+            rooms=self.rooms.all, tool_stats=self.tool_stats,
+        )
         self._started = False
 
     # Lifecycle -------------------------------------------------------------------------------
@@ -109,6 +118,7 @@ class PenguinCore(MessagingSurface):
             return self
         await self.db.create_schema()
         await self._start_bus()
+        self.telemetry.start()
         await self.memory.start()
         await self.agents.load()
         await self.tasks.recover()
@@ -125,6 +135,7 @@ class PenguinCore(MessagingSurface):
         for runtime in self.runtimes.all():
             runtime.cancel()
         await self._stop_messaging()
+        await self.telemetry.aclose()
         self.approvals.close()
         await self.mcp.aclose()
         await self.models.aclose()
@@ -273,7 +284,11 @@ class PenguinCore(MessagingSurface):
             current = self.agents.get(spec.agent_id)
             return await self.engine.run_turn(current, conv, turn, on_event=on_event)
 
-        result, queued_ms = await runtime.run(conv.id, work)
+        try:
+            result, queued_ms = await runtime.run(conv.id, work)
+        except PenguinError as exc:
+            await self._turn_failed(spec.agent_id, exc, sender=sender, channel=channel, task_id=task_id)
+            raise
         result.created = created
         result.timings["queued"] = queued_ms
         await self._turn_completed(result, sender=sender, channel=channel, task_id=task_id, metadata=metadata)
@@ -388,6 +403,16 @@ class PenguinCore(MessagingSurface):
         """Refuse a waiting tool call; ``reason`` reaches the model. Raises NotFound or Conflict."""
         return self.approvals.deny(approval_id, reason)
 
+    async def telemetry_summary(self, agent_id: str | None = None) -> TelemetrySummary:
+        """Message, agent, room, task, token and latency statistics (one agent's with ``agent_id``).
+
+        Everything published before the call is included. Raises InvalidAgentId / AgentNotFound.
+        """
+        if agent_id is not None:
+            self.get_agent(agent_id)
+        await self.telemetry.flush()
+        return self.telemetry.summary(agent_id)
+
     def tool_stats(self, agent_id: str | None = None) -> dict[str, Any]:
         """Allowed, denied (by reason), failed and timed-out tool calls, per agent and per tool."""
         return self.tools.policy.stats(agent_id)
@@ -501,6 +526,41 @@ class PenguinCore(MessagingSurface):
     async def memory_stats(self) -> MemoryStats:
         """Counts per scope and author, the embedder (``none`` = keyword only) and index state."""
         return await self.memory.stats()
+
+    # Charter ---------------------------------------------------------------------------------
+
+    async def charter_get(self) -> Charter:
+        """The workspace charter (``context/TASK_CHARTER.md``, else ``.json``).
+
+        Raises:
+            NotFound: there is no charter yet. ValidationFailed: the file is malformed (line named).
+        """
+        return await self.charters.get()
+
+    async def charter_lint(self) -> list[Problem]:
+        """Placeholder lint of the workspace charter; empty means ready to work from. Raises NotFound."""
+        return lint(await self.charters.get(), workspace=self.workspace)
+
+    async def run_charter(
+        self,
+        *,
+        goal: str | None = None,
+        planner: str | None = None,
+        implementer: str,
+        qa: str,
+        parent: str = "human",
+        max_rounds: int = 3,
+        timeout: float | None = 600.0,
+    ) -> CharterRunResult:
+        """Drive planner → implementer → QA over the charter until QA approves (see docs/charter.md).
+
+        ``goal=None`` with ``planner=None`` works from the stored charter as written. Placeholders
+        halt the run with a ``status`` message to ``parent``; the final verdict is sent to ``parent``
+        as a ``verdict`` message. Raises ValidationFailed / AgentNotFound for bad arguments only.
+        """
+        workflow = CharterWorkflow(self, self.charters, timeout=timeout)
+        return await workflow.run(goal, planner=planner, implementer=implementer, qa=qa, parent=parent,
+                                  max_rounds=max_rounds)
 
     # Tasks -----------------------------------------------------------------------------------
 

@@ -19,7 +19,18 @@ from fastapi.openapi.utils import get_openapi
 import penguin
 from penguin.api.errors import PROBLEM_JSON, install_error_handlers
 from penguin.api.middleware import AuthMiddleware, BodyLimitMiddleware
-from penguin.api.routes import agents, chat, conversations, coordination, memory, messages, meta, tasks, tools
+from penguin.api.routes import (
+    agents,
+    chat,
+    conversations,
+    coordination,
+    memory,
+    messages,
+    meta,
+    tasks,
+    telemetry,
+    tools,
+)
 from penguin.api.state import ApiState
 from penguin.api.ws import router as ws_router
 from penguin.api.ws_messages import router as ws_messages_router
@@ -86,8 +97,9 @@ def create_app(
     )
     app.state.penguin = state
     install_error_handlers(app)
-    for module in (chat, agents, conversations, tasks, messages, coordination, memory, tools, meta):
+    for module in (chat, agents, conversations, tasks, messages, coordination, memory, tools, telemetry, meta):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(telemetry.metrics_router)
     app.include_router(ws_router, prefix=API_PREFIX)
     app.include_router(ws_messages_router, prefix=API_PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=core.settings.max_body_bytes)

@@ -23,6 +23,7 @@ from penguin.api.schemas_orchestration import (
     RoomInfo,
     RoomPostInfo,
 )
+from penguin.api.schemas_telemetry import TelemetrySummaryInfo
 
 _FINAL_RECEIPTS = ("processed", "failed")
 
@@ -199,3 +200,9 @@ class OrchestrationMethods(ClientBase):
 
     async def tool_stats(self, agent_id: str | None = None) -> dict[str, Any]:
         return dict(await self._request("GET", "/tools/stats", params=query(agent_id=agent_id)))
+
+    # Telemetry -------------------------------------------------------------------------------
+
+    async def get_telemetry_summary(self, agent_id: str | None = None) -> TelemetrySummaryInfo:
+        """Message, agent, room, task, token and latency statistics (one agent's with ``agent_id``)."""
+        return await self._one(TelemetrySummaryInfo, "GET", "/telemetry", params=query(agent_id=agent_id))

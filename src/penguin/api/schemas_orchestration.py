@@ -270,7 +270,7 @@ class MemoryStatsInfo(ResponseModel):
     dimension: int | None = Field(default=None, description="Vector size; null without an embedder.")
     vectors: int = Field(default=0, description="Memories that have a vector.")
     pending_vectors: int = Field(default=0, description="Memories whose vector is still being computed.")
-    keyword_index: str = Field(default="", description="The keyword index in use (FTS5 on SQLite, full-text search on PostgreSQL).")
+    keyword_index: str = Field(default="", description="Keyword index: FTS5 on SQLite, full text on PostgreSQL.")
     last_error: str | None = Field(default=None, description="The embedder's last failure, if any.")
 
 

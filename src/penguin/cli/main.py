@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from penguin.agent import PenguinAgent
+from penguin.cli.charter import charter_app
 from penguin.errors import PenguinError
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 agent_app = typer.Typer(help="Manage agents (personas).", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
+app.add_typer(charter_app, name="charter")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -37,7 +37,7 @@ from penguin.coordination.tools import TOOLS
 from penguin.coordination.usage import AgentUsage, UsageLedger
 from penguin.engine.results import ChatResult
 from penguin.engine.tasks import Task
-from penguin.errors import ValidationFailed
+from penguin.errors import PenguinError, ValidationFailed
 from penguin.storage.database import Database
 from penguin.tools.registry import ToolRegistry
 
@@ -146,6 +146,13 @@ class MessagingSurface:
         correlation = (metadata or {}).get("message_id")
         await self._publish_event(result.agent_id, "turn.completed", data, sender=result.agent_id,
                                   correlation_id=correlation if isinstance(correlation, str) else None)
+
+    async def _turn_failed(self, agent_id: str, error: PenguinError, *, sender: str, channel: str | None,
+                           task_id: str | None) -> None:
+        """Publish ``turn.failed`` (the error's problem body) so failures are counted like turns."""
+        data = {"error": error.code, "status": error.status, "detail": error.detail[:500], "task_id": task_id,
+                "from": sender, "channel": channel}
+        await self._publish_event(agent_id, "turn.failed", data, sender=agent_id)
 
     async def _find_processed(self, agent_id: str, message_id: str) -> str | None:
         """The reply of a completed turn on ``message_id`` in the agent's conversation, if any."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
@@ -184,8 +185,20 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[tuple[str, str
         yield event, "\n".join(data)
 
 
+#: Connection pools one ``WireClient`` spreads concurrent requests over. httpcore's pool does work
+#: in proportion to the requests waiting in it for every request it serves, so 50 concurrent
+#: calls through one pool took twice the CPU of the same calls spread over pools of a few each
+#: (benchmarks W3; encode/httpx#3215). Sequential calls always use the first pool, so a lone
+#: agent keeps one warm connection.
+POOL_SHARDS = 16
+
+
 class WireClient:
-    """One lazily created, keep-alive ``httpx.AsyncClient`` with Penguin's retry and error rules."""
+    """Lazily created, keep-alive ``httpx.AsyncClient`` pools with Penguin's retry and error rules.
+
+    A request goes to the first idle pool, else the least busy; pools are created on demand (up
+    to ``POOL_SHARDS``, one when a ``transport`` is given) and share one TLS context.
+    """
 
     def __init__(
         self,
@@ -205,19 +218,43 @@ class WireClient:
         self._timeout = timeout
         self._transport = transport
         self._key_error = key_error
-        self._client: httpx.AsyncClient | None = None
+        self._shards = 1 if transport is not None else POOL_SHARDS
+        self._clients: list[httpx.AsyncClient] = []
+        #: Requests in flight per pool (a list object per generation: ``aclose`` starts a new one).
+        self._busy: list[int] = []
+        #: Loading the CA bundle costs ~20 ms and each client would load its own.
+        self._ssl: ssl.SSLContext | None = None
 
-    def _get_client(self) -> httpx.AsyncClient:
-        # Created on first use so that building a model (at config time, maybe outside a running
-        # loop) opens nothing; no await between the check and the assignment, so no race.
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._base_url,
-                headers=self._headers,
-                timeout=httpx.Timeout(self._timeout),
-                transport=self._transport,
+    def _acquire(self) -> tuple[list[int], int]:
+        """Pick a pool for one request and count it busy; ``_release`` with what this returns.
+
+        Pools are created on first use so that building a model (at config time, maybe outside
+        a running loop) opens nothing; nothing here awaits, so no two requests race for a slot.
+        """
+        busy = self._busy
+        index = next((i for i, n in enumerate(busy) if n == 0), len(busy))
+        if index == len(busy) and index >= self._shards:
+            index = min(range(len(busy)), key=busy.__getitem__)
+        if index == len(self._clients):
+            if self._ssl is None and self._transport is None:
+                self._ssl = httpx.create_ssl_context()
+            self._clients.append(
+                httpx.AsyncClient(
+                    base_url=self._base_url,
+                    headers=self._headers,
+                    timeout=httpx.Timeout(self._timeout),
+                    transport=self._transport,
+                    verify=self._ssl if self._ssl is not None else True,
+                )
             )
-        return self._client
+            busy.append(0)
+        busy[index] += 1
+        return busy, index
+
+    @staticmethod
+    def _release(slot: tuple[list[int], int]) -> None:
+        busy, index = slot
+        busy[index] -= 1
 
     def encode(self, body: Mapping[str, Any]) -> bytes:
         try:
@@ -225,7 +262,7 @@ class WireClient:
         except TypeError as exc:  # orjson.JSONEncodeError
             raise ModelError(f"request is not JSON-serializable: {exc}", provider=self.provider) from exc
 
-    async def _send(self, path: str, content: bytes, *, stream: bool) -> httpx.Response:
+    async def _send(self, client: httpx.AsyncClient, path: str, content: bytes, *, stream: bool) -> httpx.Response:
         """Send with retries; return a 2xx response (streaming: body not read yet)."""
         if self._key_error is not None:
             raise ModelError(self._key_error, provider=self.provider)
@@ -234,7 +271,6 @@ class WireClient:
             wait: float | None = None
             try:
                 with translate_errors(self.provider):
-                    client = self._get_client()
                     request = client.build_request("POST", path, content=content)
                     response = await client.send(request, stream=stream)
                     if response.is_success:
@@ -256,7 +292,12 @@ class WireClient:
 
         ``parse`` may index the answer freely: a wrong shape becomes ``ModelError``.
         """
-        response = await self._send(path, self.encode(body), stream=False)
+        content = self.encode(body)
+        slot = self._acquire()
+        try:
+            response = await self._send(self._clients[slot[1]], path, content, stream=False)
+        finally:
+            self._release(slot)
         data = decode_json(self.provider, response.status_code, response.content)
         with malformed(self.provider, response.status_code):
             return parse(data)
@@ -268,7 +309,13 @@ class WireClient:
             ModelError: as ``post``; also when the body is JSON (a gateway's error, or a server
                 that ignored ``stream``) or holds no event at all.
         """
-        response = await self._send(path, self.encode(body), stream=True)
+        content = self.encode(body)
+        slot = self._acquire()
+        try:
+            response = await self._send(self._clients[slot[1]], path, content, stream=True)
+        except BaseException:
+            self._release(slot)
+            raise
         status = response.status_code
         try:
             with translate_errors(self.provider):
@@ -289,9 +336,10 @@ class WireClient:
                     "the event stream ended without any event", provider=self.provider, status_code=status
                 )
         finally:
+            self._release(slot)
             await response.aclose()
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
+        clients, self._clients, self._busy = self._clients, [], []
+        for client in clients:
             await client.aclose()

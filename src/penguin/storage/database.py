@@ -57,6 +57,8 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         #: Runs ``write`` transactions on a SQLite file (None for ``:memory:`` and other databases).
         self._sqlite_writer: SQLiteWriter | None = None
+        #: WAL checkpoints in flight (held so they are not collected, awaited on close).
+        self._background: set[asyncio.Future[None]] = set()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             self._write_lock = asyncio.Lock()
@@ -119,18 +121,22 @@ class Database:
             return await _finish(writer.submit(work))
         finally:
             lock.release()
+            self._checkpoint_if_due(lock, writer)
 
     async def _write_queued(
         self, lock: asyncio.Lock, writer: SQLiteWriter, work: Callable[[sa.Connection], T], inline: bool
     ) -> T:
-        async with lock:
-            if inline:
-                try:
-                    return writer.run(work)
-                except OperationalError as exc:
-                    if not is_busy(exc):
-                        raise
-            return await writer.submit(work)
+        try:
+            async with lock:
+                if inline:
+                    try:
+                        return writer.run(work)
+                    except OperationalError as exc:
+                        if not is_busy(exc):
+                            raise
+                return await writer.submit(work)
+        finally:
+            self._checkpoint_if_due(lock, writer)
 
     async def query(self, work: Callable[[sa.Connection], T]) -> T:
         """Run a small read (``work`` executes Core ``SELECT``s on a sync connection) and return its result.
@@ -152,6 +158,18 @@ class Database:
         async with self.read() as conn:
             return await conn.run_sync(work)
 
+    def _checkpoint_if_due(self, lock: asyncio.Lock, writer: SQLiteWriter) -> None:
+        if writer.checkpoint_due():
+            task = asyncio.ensure_future(self._checkpoint(lock, writer))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _checkpoint(lock: asyncio.Lock, writer: SQLiteWriter) -> None:
+        # Writers wait on the asyncio lock meanwhile (the event loop does not).
+        async with lock:
+            await writer.checkpoint()
+
     async def _write_async(self, work: Callable[[sa.Connection], T]) -> T:
         async with self.transaction() as conn:
             return await conn.run_sync(work)
@@ -162,6 +180,8 @@ class Database:
             yield conn
 
     async def aclose(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background)
         writer, self._sqlite_writer = self._sqlite_writer, None
         if writer is not None:
             await writer.aclose()

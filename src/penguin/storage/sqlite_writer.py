@@ -9,12 +9,17 @@ asyncio lock guarantees only one transaction uses the connection at a time.
 
 The connection never sleeps inside SQLite: its ``busy_timeout`` is 0, so a write that finds
 another process holding the database fails at once instead of blocking the event loop, and is
-retried from the writer thread with backoff for up to ``BUSY_TIMEOUT_S``.
+retried from the writer thread with backoff for up to ``BUSY_TIMEOUT_S``. Nor does it checkpoint
+the WAL (copying it into the database and syncing, several milliseconds): its automatic
+checkpoint is off, and every ``CHECKPOINT_EVERY`` transactions ``Database`` runs one in the
+writer thread, on a connection of its own, while it holds the write lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +30,12 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: How long a write waits for another process's lock before it fails (as ``busy_timeout`` does).
 BUSY_TIMEOUT_S = 5.0
+#: Transactions between two WAL checkpoints (SQLite's own default is about 1000 pages).
+CHECKPOINT_EVERY = 500
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
@@ -44,6 +52,7 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -59,6 +68,8 @@ class SQLiteWriter:
         event.listen(self._engine, "connect", _pragmas)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="penguin-sqlite-writer")
         self._connection: sa.Connection | None = None
+        self._path = url.database or ""
+        self._since_checkpoint = 0
 
     def run(self, work: Callable[[sa.Connection], T]) -> T:
         """Run ``work`` in one committed transaction on the calling thread.
@@ -72,11 +83,36 @@ class SQLiteWriter:
             conn = self._connection = self._engine.connect()
         try:
             with conn.begin():
-                return work(conn)
+                result = work(conn)
         except BaseException:
             if conn.invalidated or conn.closed:  # a broken connection is replaced on the next write
                 self._connection = None
             raise
+        self._since_checkpoint += 1
+        return result
+
+    def checkpoint_due(self) -> bool:
+        """True once every ``CHECKPOINT_EVERY`` transactions (then counting starts again)."""
+        if self._since_checkpoint < CHECKPOINT_EVERY:
+            return False
+        self._since_checkpoint = 0
+        return True
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database in the writer thread (the caller holds the write lock).
+
+        With no write in progress the passive checkpoint can copy everything, so the next write
+        starts the WAL over; a checkpoint that ran beside writes would never catch up with them.
+        A failure loses nothing (the WAL keeps every commit) and is only logged.
+        """
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
+        except sqlite3.Error as exc:
+            log.warning("penguin storage: WAL checkpoint failed: %s", exc)
+
+    def _checkpoint(self) -> None:
+        with sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S) as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def run_waiting(self, work: Callable[[sa.Connection], T]) -> T:
         """``run``, retrying while another process holds the database (for the writer thread)."""

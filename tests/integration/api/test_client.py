@@ -227,6 +227,6 @@ def test_the_client_surface_is_pinned() -> None:
         "ConflictError", "ConversationInfo", "HealthInfo", "HistoryPage", "MessageInfo", "MessageStream",
         "MethodNotAllowedError", "NotFoundError", "PayloadTooLargeError", "PenguinAPIError", "PenguinClient",
         "PermissionDeniedError", "RateLimitError", "RollbackResult", "ServerError", "TaskInfo", "TaskOptions",
-        "ValidationError", "VersionInfo", "error_for",
+        "TelemetryStream", "TelemetrySummaryInfo", "ValidationError", "VersionInfo", "error_for",
     ])
     assert all(hasattr(module, name) for name in module.__all__)

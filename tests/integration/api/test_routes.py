@@ -71,6 +71,9 @@ async def test_health_version_openapi_and_docs(http: httpx.AsyncClient) -> None:
         "/api/v1/approvals/{approval_id}/approve": {"post"},
         "/api/v1/approvals/{approval_id}/deny": {"post"},
         "/api/v1/tools/stats": {"get"},
+        # Telemetry (test_telemetry.py).
+        "/api/v1/telemetry": {"get"},
+        "/metrics": {"get"},
     }
     # Every route is listed here and tested: a new route must be added to this map (and to a test).
     assert {path: set(ops) for path, ops in spec["paths"].items()} == expected

@@ -27,10 +27,12 @@ class Gate:
 
 async def leftover_tasks() -> list[str]:
     """Tasks still running once finite work (e.g. a shielded write that outlives its cancelled
-    caller) has had two seconds to end by itself; the bus's long-lived committer excepted."""
+    caller) has had two seconds to end by itself; the core's long-lived bus committer and telemetry
+    subscriber excepted."""
     others = [
         t for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and not t.done() and t.get_name() != "penguin-bus-commit"
+        if t is not asyncio.current_task() and not t.done()
+        and t.get_name() not in ("penguin-bus-commit", "penguin-telemetry")
     ]
     if others:
         await asyncio.wait(others, timeout=2)

@@ -106,7 +106,9 @@ async def test_tenants_share_a_database_without_colliding(tmp_path: Path, databa
     async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo", tenant_id="acme") as a:
         await a.create_agent("support", system_prompt="acme support")
         await a.chat("hello from acme", agent_id="support")
-    async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo", tenant_id="globex") as b:
+    async with PenguinCore(
+        data_dir=tmp_path, database_url=database_url, model="scripted:echo", tenant_id="globex"
+    ) as b:
         assert [s.agent_id for s in b.list_agents()] == ["default"]
         await b.create_agent("support", system_prompt="globex support")
         assert await b.history("support") == []

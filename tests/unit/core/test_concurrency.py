@@ -75,7 +75,7 @@ async def test_cancel_stops_the_inflight_turn_and_records_it(core: PenguinCore) 
     await core.create_agent("other", model_parameters={"delay": 0.05})
     turn = asyncio.create_task(core.chat("long job", agent_id="slow"))
     neighbour = asyncio.create_task(core.chat("unaffected", agent_id="other"))
-    await asyncio.sleep(0.05)
+    await _until_running(core, "slow")
     assert core.cancel("slow") != []
     with pytest.raises(TurnCancelled):
         await turn
@@ -88,6 +88,13 @@ async def test_cancel_stops_the_inflight_turn_and_records_it(core: PenguinCore) 
     assert history[1].metadata == {"status": "cancelled"}
     await core.update_agent("slow", model_parameters={})
     assert (await core.chat("next", agent_id="slow")).text == "next"
+
+
+async def _until_running(core: PenguinCore, agent_id: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not core.agent_status(agent_id)["running"]:  # noqa: ASYNC110 - status is polled state
+        assert time.monotonic() < deadline, "the turn never started"
+        await asyncio.sleep(0.005)
 
 
 async def test_cancel_with_nothing_running(core: PenguinCore) -> None:

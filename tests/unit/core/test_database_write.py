@@ -113,3 +113,23 @@ async def test_query_reads_what_was_committed_whether_or_not_a_write_holds_the_l
         await conn.execute(sa.insert(kv).values(namespace="test", key="b", value="v"))
         assert await db.query(lambda c: list(c.scalars(keys))) == ["a"]  # not committed yet
     assert await db.query(lambda conn: list(conn.scalars(keys))) == ["a", "b"]
+
+
+async def test_the_wal_is_checkpointed_off_the_loop_so_it_stops_growing(db: Database, tmp_path: Path) -> None:
+    from penguin.storage.sqlite_writer import CHECKPOINT_EVERY
+
+    wal = tmp_path / "penguin.db-wal"
+
+    async def write_many(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            await db.write(put(f"k{i:05d}", "x" * 3000), inline=True)
+            if i % 50 == 0:
+                await asyncio.sleep(0.001)  # let a due checkpoint take its turn
+
+    await write_many(0, CHECKPOINT_EVERY + 100)
+    first = wal.stat().st_size
+    await write_many(CHECKPOINT_EVERY + 100, 3 * CHECKPOINT_EVERY)
+    # Without checkpoints the WAL would grow with every page written (four times as much data
+    # again); with them it starts over and stays the size of one checkpoint interval.
+    assert wal.stat().st_size < 1.5 * first
+    assert len(await stored(db)) == 4 * CHECKPOINT_EVERY + 100

@@ -187,7 +187,8 @@ async def test_tasks_run_by_agent_and_by_role(core: PenguinCore) -> None:
 async def test_task_cancel(core: PenguinCore) -> None:
     await core.create_agent("slow", model_parameters={"delay": 5})
     task = await core.run_task("wait", agent_id="slow")
-    await asyncio.sleep(0.05)
+    while not core.agent_status("slow")["running"]:  # noqa: ASYNC110 - status is polled state
+        await asyncio.sleep(0.005)
     await core.cancel_task(task.id)
     assert (await core.get_task(task.id)).status == "cancelled"
     assert [m.message_type for m in await core.history(conversation_id=task.conversation_id)] == ["message", "status"]

@@ -132,3 +132,12 @@ def test_penguin_agent_coordination_and_memory(tmp_path: Path) -> None:
         assert child.parent_id == "planner"
         result = p.delegate("planner", "planner-child", "summarise TASK_COMPLETE", wait=True, timeout=10)
         assert result.status == "completed"
+
+
+def test_penguin_agent_discovers_workspace_charters(tmp_path: Path) -> None:
+    with PenguinAgent(data_dir=tmp_path / "data", model="scripted:echo", project_dir=tmp_path) as p:
+        assert p.charter_paths == []
+        charter = p.core.workspace.root / "context" / "TASK_CHARTER.json"
+        charter.parent.mkdir(parents=True)
+        charter.write_text("{}")
+        assert p.charter_paths == [charter]
