@@ -46,8 +46,7 @@ from penguin.api.client_base import (
     transport_errors,
 )
 from penguin.api.client_orchestration import OrchestrationMethods
-from penguin.api.client_sockets import ChatSocket, MessageStream, sse_data
-from penguin.api.client_telemetry import TelemetryStream
+from penguin.api.client_sockets import ChatSocket, MessageStream, TelemetryStream, sse_data
 from penguin.api.schemas import (
     AgentInfo,
     CancelResult,
@@ -154,7 +153,7 @@ class PenguinClient(OrchestrationMethods):
         filters = {"agent_id": agent_id, "sender": sender, "recipient": recipient, "channel": channel,
                    "message_type": message_type, "since_seq": since_seq}
         return MessageStream(self._ws_url("/ws/messages"), headers=self._headers, open_timeout=self._timeout,
-                             filters=filters)
+                             params=filters)
 
     def telemetry_stream(self, *, agent_id: str | None = None, interval: float = 1.0) -> TelemetryStream:
         """Telemetry snapshots every ``interval`` seconds (``async with client.telemetry_stream() as s``)."""

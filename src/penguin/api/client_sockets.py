@@ -9,16 +9,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import urlencode
 
 import orjson
+from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from penguin.api.client_base import APIConnectionError, error_for
 from penguin.api.schemas import ChatEvent, ChatOptions
 from penguin.api.schemas_orchestration import EnvelopeInfo
+from penguin.api.schemas_telemetry import TelemetrySummaryInfo
+
+FrameT = TypeVar("FrameT", bound=BaseModel)
 
 
 async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -110,21 +114,26 @@ async def _open(url: str, headers: dict[str, str], open_timeout: float) -> Clien
         raise APIConnectionError(f"cannot open {url}: {exc}") from exc
 
 
-class MessageStream:
-    """Live MessageBus envelopes (``async with client.message_stream(agent_id=...) as stream``).
+class FrameStream(Generic[FrameT]):
+    """A server-push WebSocket whose JSON frames are one response model.
 
-    ``async for envelope in stream`` yields ``EnvelopeInfo``; ``envelope.seq`` is the cursor to
-    pass as ``since_seq`` when reconnecting.
+    ``async for frame in stream`` yields parsed frames; a normal close (1000/1001) ends the
+    iteration, while a refused query (an ``error`` frame) or being cut off (e.g. 1008 for a slow
+    reader) raises the client's typed error.
     """
 
-    def __init__(self, url: str, *, headers: dict[str, str], open_timeout: float, filters: dict[str, Any]) -> None:
-        query = urlencode({k: v for k, v in filters.items() if v is not None})
+    #: The response model of each frame, and the stream's name in messages.
+    model: type[FrameT]
+    name: str
+
+    def __init__(self, url: str, *, headers: dict[str, str], open_timeout: float, params: dict[str, Any]) -> None:
+        query = urlencode({k: v for k, v in params.items() if v is not None})
         self.url = f"{url}?{query}" if query else url
         self._headers = headers
         self._open_timeout = open_timeout
         self._conn: ClientConnection | None = None
 
-    async def __aenter__(self) -> MessageStream:
+    async def __aenter__(self) -> Self:
         self._conn = await _open(self.url, self._headers, self._open_timeout)
         return self
 
@@ -134,24 +143,24 @@ class MessageStream:
         if self._conn is not None:
             await self._conn.close()
 
-    async def recv(self) -> EnvelopeInfo:
-        """The next envelope. Raises the problem of a refused filter, or ``APIConnectionError`` on close."""
+    async def recv(self) -> FrameT:
+        """The next frame. Raises the problem of a refused query, or ``APIConnectionError`` on close."""
         if self._conn is None:
-            raise APIConnectionError("the stream is not open; use 'async with client.message_stream()'")
+            raise APIConnectionError(f"the {self.name} stream is not open; use it with 'async with'")
         try:
             frame = orjson.loads(await self._conn.recv())
         except ConnectionClosed as exc:
             reason = exc.rcvd.reason if exc.rcvd else ""
-            raise APIConnectionError(f"the message stream closed: {reason or 'no reason given'}") from exc
+            raise APIConnectionError(f"the {self.name} stream closed: {reason or 'no reason given'}") from exc
         if frame.get("type") == "error":
             problem = frame.get("problem") or {}
             raise error_for(int(problem.get("status", 400)), problem)
-        return EnvelopeInfo.model_validate(frame)
+        return self.model.model_validate(frame)
 
-    def __aiter__(self) -> AsyncIterator[EnvelopeInfo]:
-        return self._envelopes()
+    def __aiter__(self) -> AsyncIterator[FrameT]:
+        return self._frames()
 
-    async def _envelopes(self) -> AsyncIterator[EnvelopeInfo]:
+    async def _frames(self) -> AsyncIterator[FrameT]:
         while True:
             try:
                 yield await self.recv()
@@ -161,3 +170,21 @@ class MessageStream:
                 if self._conn is not None and self._conn.close_code in (1000, 1001):
                     return
                 raise
+
+
+class MessageStream(FrameStream[EnvelopeInfo]):
+    """Live MessageBus envelopes (``async with client.message_stream(agent_id=...) as stream``).
+
+    ``async for envelope in stream`` yields ``EnvelopeInfo``; ``envelope.seq`` is the cursor to
+    pass as ``since_seq`` when reconnecting.
+    """
+
+    model = EnvelopeInfo
+    name = "message"
+
+
+class TelemetryStream(FrameStream[TelemetrySummaryInfo]):
+    """Telemetry summaries pushed every ``interval`` seconds (``client.telemetry_stream()``)."""
+
+    model = TelemetrySummaryInfo
+    name = "telemetry"
