@@ -36,6 +36,7 @@ from penguin.api.ws import router as ws_router
 from penguin.api.ws_messages import router as ws_messages_router
 from penguin.config import Settings
 from penguin.core import PenguinCore
+from penguin.dashboard import mount_console
 
 API_PREFIX = "/api/v1"
 
@@ -105,6 +106,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=core.settings.max_body_bytes)
     if core.settings.api_key:
         app.add_middleware(AuthMiddleware, api_key=core.settings.api_key)
+    mount_console(app)  # outermost: the console's static files load without the API key
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
