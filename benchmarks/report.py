@@ -90,6 +90,8 @@ def _notes(row: Row) -> str:
             f"{extra.get('rss_kb_per_agent', 0):.2f} KB RSS per idle agent, "
             f"{extra.get('create_per_s', 0):,.0f} creates/s; p50/p99 = one create"
         )
+    if "client_cpu_s" in extra and row.plan.calls:
+        return f"client CPU {extra['client_cpu_s'] * 1000 / row.plan.calls:.3f} ms / LLM call"
     return ""
 
 

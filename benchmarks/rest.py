@@ -168,7 +168,9 @@ async def run_rest(plan: Plan, base_url: str, data_dir: Path) -> Measurement:
                 for i in range(plan.size):
                     await chat(user_text(i), "bench")
             clock.stop(result)
-            # The server's CPU is Penguin's; the client's is the benchmark's.
+            # The server's CPU is Penguin's; the client's (PenguinClient's) is shown in the notes,
+            # since it shares the machine's cores with the server.
+            result.extra["client_cpu_s"] = result.cpu_s
             result.cpu_s = server.cpu_s() - cpu_before
         result.peak_rss_kb = server.peak_rss_kb()
     finally:

@@ -75,7 +75,9 @@ METHOD = """
   machine disturbs less than wall time.
 - W3 runs 50 agents' turns at once: httpx's connection pool does work per request in proportion
   to the requests waiting in it (encode/httpx#3215), which makes the floor CPU-bound there;
-  Penguin's wire client spreads concurrent requests over several pools.
+  Penguin's wire client and `PenguinClient` spread concurrent requests over several pools. Over
+  REST the client shares the machine's two cores with the server, so its CPU per call is in the
+  notes.
 """
 
 
@@ -123,7 +125,9 @@ def check_counts(plan: Plan, measured: Measurement, seen: Counters, floor_messag
         )
 
 
-def run_all(workloads: list[str], *, scale: float, repeat: int | None, loop: str) -> list[Row]:
+def run_all(
+    workloads: list[str], *, scale: float, repeat: int | None, loop: str, variants: frozenset[str] | None = None
+) -> list[Row]:
     rows: list[Row] = []
     with FakeLLM() as server:
         for workload in workloads:
@@ -132,8 +136,9 @@ def run_all(workloads: list[str], *, scale: float, repeat: int | None, loop: str
             best: dict[Variant, Measurement] = {}
             seen_calls: dict[Variant, int] = {}
             floor_messages: int | None = None
+            chosen = [v for v in VARIANTS[workload] if variants is None or v in variants]
             for attempt in range(repeats):
-                for variant in VARIANTS[workload]:
+                for variant in chosen:
                     server.reset()
                     measured = run_worker(workload, variant, scale, server.base_url, loop)
                     seen = server.stats()
@@ -150,7 +155,7 @@ def run_all(workloads: list[str], *, scale: float, repeat: int | None, loop: str
                 if all(m.skipped for m in best.values()):
                     break
             floor = best.get("floor")
-            for variant in VARIANTS[workload]:
+            for variant in chosen:
                 rows.append(Row(plan=plan, measured=best[variant], floor=floor, server_calls=seen_calls[variant]))
     return rows
 
@@ -162,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=None, help="runs per variant, best kept (default 2-5 by workload; 1 below 0.5)"
     )
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads, e.g. W1,W4")
+    parser.add_argument(
+        "--variants", default=None, help="comma-separated variants to run (floor,inproc,rest); default: all"
+    )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to write")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw measurements here")
@@ -172,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(workloads) - set(WORKLOADS))
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
+    variants = None if args.variants is None else frozenset(v.strip() for v in args.variants.split(",") if v.strip())
+    if variants is not None and not variants <= {"floor", "inproc", "rest"}:
+        parser.error(f"unknown variant(s) {sorted(variants - {'floor', 'inproc', 'rest'})}")
     started = time.perf_counter()
-    rows = run_all(workloads, scale=args.scale, repeat=args.repeat, loop=args.loop)
+    rows = run_all(workloads, scale=args.scale, repeat=args.repeat, loop=args.loop, variants=variants)
     elapsed = time.perf_counter() - started
     repeats = str(args.repeat) if args.repeat else ("2-5 (by workload)" if args.scale >= 0.5 else "1")
     markdown = render(rows, scale=args.scale, repeats=repeats, loop=args.loop, elapsed_s=elapsed, method=METHOD)

@@ -17,6 +17,7 @@ import uvicorn
 
 from benchmarks.plan import lookup
 from penguin.api.app import create_app
+from penguin.cli.serve import freeze_startup_heap
 from penguin.config import Settings
 from penguin.core import PenguinCore
 from penguin.tools.base import tool_from_function
@@ -33,6 +34,7 @@ def main() -> None:
     app = create_app(core)
     config = uvicorn.Config(app, host="127.0.0.1", port=args.port, lifespan="on", log_level="info", server_header=False)
     server = uvicorn.Server(config)
+    freeze_startup_heap()  # as ``penguin serve`` does
 
     async def run() -> None:
         try:

@@ -46,6 +46,7 @@ from penguin.api.client_base import (
     transport_errors,
 )
 from penguin.api.client_orchestration import OrchestrationMethods
+from penguin.api.client_pools import ClientPools
 from penguin.api.client_sockets import ChatSocket, MessageStream, TelemetryStream, sse_data
 from penguin.api.schemas import (
     AgentInfo,
@@ -64,6 +65,8 @@ from penguin.api.schemas import (
     VersionInfo,
 )
 from penguin.api.schemas_telemetry import TelemetrySummaryInfo
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class PenguinClient(OrchestrationMethods):
@@ -88,9 +91,7 @@ class PenguinClient(OrchestrationMethods):
         key = api_key if api_key is not None else os.environ.get("PENGUIN_API_KEY")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
-        )
+        self._pools = ClientPools(base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> PenguinClient:
         return self
@@ -101,16 +102,25 @@ class PenguinClient(OrchestrationMethods):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._pools.aclose()
 
     async def _request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
-        with transport_errors():
-            response = await self._http.request(method, API + path, json=json, params=params)
+        # orjson both ways: the stdlib's json was a fifth of the client's CPU per chat.
+        content = None if json is None else orjson.dumps(json)
+        headers = None if json is None else _JSON_HEADERS
+        slot = self._pools.acquire()
+        try:
+            with transport_errors():
+                response = await self._pools.client(slot).request(
+                    method, self._pools.url(API + path), content=content, headers=headers, params=params
+                )
+        finally:
+            self._pools.release(slot)
         if response.status_code >= 400:
             raise error_for(response.status_code, problem_of(response))
-        return response.json()
+        return orjson.loads(response.content)
 
     # Chat ------------------------------------------------------------------------------------
 
@@ -135,7 +145,7 @@ class PenguinClient(OrchestrationMethods):
         options = options or ChatOptions()
         body = {**options.model_dump(exclude_none=True), "text": text, "streaming": True}
         with transport_errors():
-            async with self._http.stream("POST", API + "/chat", json=body) as response:
+            async with self._pools.first.stream("POST", API + "/chat", json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise error_for(response.status_code, problem_of(response))

@@ -1,10 +1,10 @@
 """``create_app``: the FastAPI app over one ``PenguinCore``.
 
 Layers, outermost first: authentication (when ``Settings.api_key`` is set), the body limit
-(``Settings.max_body_bytes``), then FastAPI with the error handlers of ``api.errors`` and the
-routers under ``/api/v1``. The lifespan starts the core and, on shutdown, drains in-flight turns
-(finish within the grace period, else cancel: the engine records cancelled turns) before
-stopping the core it owns.
+(``Settings.max_body_bytes``), the chat fast path (``api.fastpath``), then FastAPI with the
+error handlers of ``api.errors`` and the routers under ``/api/v1``. The lifespan starts the core
+and, on shutdown, drains in-flight turns (finish within the grace period, else cancel: the engine
+records cancelled turns) before stopping the core it owns.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 
 import penguin
 from penguin.api.errors import PROBLEM_JSON, install_error_handlers
+from penguin.api.fastpath import ChatFastPath
 from penguin.api.middleware import AuthMiddleware, BodyLimitMiddleware
 from penguin.api.routes import (
     agents,
@@ -103,6 +104,8 @@ def create_app(
     app.include_router(telemetry.metrics_router)
     app.include_router(ws_router, prefix=API_PREFIX)
     app.include_router(ws_messages_router, prefix=API_PREFIX)
+    # Innermost of ours: plain JSON chats skip FastAPI's per-request work (see api.fastpath).
+    app.add_middleware(ChatFastPath, state=state, handlers=app.exception_handlers)
     app.add_middleware(BodyLimitMiddleware, max_bytes=core.settings.max_body_bytes)
     if core.settings.api_key:
         app.add_middleware(AuthMiddleware, api_key=core.settings.api_key)

@@ -224,6 +224,8 @@ class WireClient:
         self._busy: list[int] = []
         #: Loading the CA bundle costs ~20 ms and each client would load its own.
         self._ssl: ssl.SSLContext | None = None
+        #: Absolute request URL by path (every pool has the same base URL).
+        self._urls: dict[str, httpx.URL] = {}
 
     def _acquire(self) -> tuple[list[int], int]:
         """Pick a pool for one request and count it busy; ``_release`` with what this returns.
@@ -256,6 +258,13 @@ class WireClient:
         busy, index = slot
         busy[index] -= 1
 
+    def _url(self, client: httpx.AsyncClient, path: str) -> httpx.URL:
+        """``path`` joined to the base URL, once: httpx would parse both again on every request."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = client.build_request("POST", path).url
+        return url
+
     def encode(self, body: Mapping[str, Any]) -> bytes:
         try:
             return orjson.dumps(body)
@@ -271,7 +280,7 @@ class WireClient:
             wait: float | None = None
             try:
                 with translate_errors(self.provider):
-                    request = client.build_request("POST", path, content=content)
+                    request = client.build_request("POST", self._url(client, path), content=content)
                     response = await client.send(request, stream=stream)
                     if response.is_success:
                         return response

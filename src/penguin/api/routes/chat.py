@@ -39,7 +39,9 @@ async def chat(body: ChatRequest, api: Api) -> Any:
     if body.streaming:
         return await _stream(api, body.text, options)
     result = await api.tracker.run(api.core.chat(body.text, **options))
-    return result.to_dict()
+    # Serialised here with orjson, not validated again through ``ChatResponse`` (the schema the
+    # route documents): ``ChatResult.to_dict`` has exactly its fields, and this is the hot path.
+    return Response(orjson.dumps(result.to_dict(), default=str), media_type="application/json")
 
 
 async def _stream(api: ApiState, text: str, options: Mapping[str, Any]) -> Response:
