@@ -46,7 +46,6 @@ from penguin.api.client_base import (
     transport_errors,
 )
 from penguin.api.client_orchestration import OrchestrationMethods
-from penguin.api.client_pools import ClientPools
 from penguin.api.client_sockets import ChatSocket, MessageStream, TelemetryStream, sse_data
 from penguin.api.schemas import (
     AgentInfo,
@@ -65,6 +64,7 @@ from penguin.api.schemas import (
     VersionInfo,
 )
 from penguin.api.schemas_telemetry import TelemetrySummaryInfo
+from penguin.http_pools import ClientPools
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
-import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
@@ -24,6 +23,7 @@ import httpx
 import orjson
 
 from penguin.errors import ModelError
+from penguin.http_pools import ClientPools
 
 #: Parameters that steer Penguin's own machinery (scripted models, context assembly); never sent.
 PENGUIN_ONLY_PARAMETERS = frozenset({"delay", "chunk", "tool", "arguments", "context_tokens"})
@@ -185,20 +185,10 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[tuple[str, str
         yield event, "\n".join(data)
 
 
-#: Connection pools one ``WireClient`` spreads concurrent requests over. httpcore's pool does work
-#: in proportion to the requests waiting in it for every request it serves, so 50 concurrent
-#: calls through one pool took twice the CPU of the same calls spread over pools of a few each
-#: (benchmarks W3; encode/httpx#3215). Sequential calls always use the first pool, so a lone
-#: agent keeps one warm connection.
-POOL_SHARDS = 16
 
 
 class WireClient:
-    """Lazily created, keep-alive ``httpx.AsyncClient`` pools with Penguin's retry and error rules.
-
-    A request goes to the first idle pool, else the least busy; pools are created on demand (up
-    to ``POOL_SHARDS``, one when a ``transport`` is given) and share one TLS context.
-    """
+    """Keep-alive ``httpx.AsyncClient`` pools (``ClientPools``) with Penguin's retry and error rules."""
 
     def __init__(
         self,
@@ -213,57 +203,13 @@ class WireClient:
     ) -> None:
         self.provider = provider
         self.policy = policy
-        self._base_url = base_url
-        self._headers = {**headers, "content-type": "application/json"}
-        self._timeout = timeout
-        self._transport = transport
         self._key_error = key_error
-        self._shards = 1 if transport is not None else POOL_SHARDS
-        self._clients: list[httpx.AsyncClient] = []
-        #: Requests in flight per pool (a list object per generation: ``aclose`` starts a new one).
-        self._busy: list[int] = []
-        #: Loading the CA bundle costs ~20 ms and each client would load its own.
-        self._ssl: ssl.SSLContext | None = None
-        #: Absolute request URL by path (every pool has the same base URL).
-        self._urls: dict[str, httpx.URL] = {}
-
-    def _acquire(self) -> tuple[list[int], int]:
-        """Pick a pool for one request and count it busy; ``_release`` with what this returns.
-
-        Pools are created on first use so that building a model (at config time, maybe outside
-        a running loop) opens nothing; nothing here awaits, so no two requests race for a slot.
-        """
-        busy = self._busy
-        index = next((i for i, n in enumerate(busy) if n == 0), len(busy))
-        if index == len(busy) and index >= self._shards:
-            index = min(range(len(busy)), key=busy.__getitem__)
-        if index == len(self._clients):
-            if self._ssl is None and self._transport is None:
-                self._ssl = httpx.create_ssl_context()
-            self._clients.append(
-                httpx.AsyncClient(
-                    base_url=self._base_url,
-                    headers=self._headers,
-                    timeout=httpx.Timeout(self._timeout),
-                    transport=self._transport,
-                    verify=self._ssl if self._ssl is not None else True,
-                )
-            )
-            busy.append(0)
-        busy[index] += 1
-        return busy, index
-
-    @staticmethod
-    def _release(slot: tuple[list[int], int]) -> None:
-        busy, index = slot
-        busy[index] -= 1
-
-    def _url(self, client: httpx.AsyncClient, path: str) -> httpx.URL:
-        """``path`` joined to the base URL, once: httpx would parse both again on every request."""
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = client.build_request("POST", path).url
-        return url
+        self._pools = ClientPools(
+            base_url=base_url,
+            headers={**headers, "content-type": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
 
     def encode(self, body: Mapping[str, Any]) -> bytes:
         try:
@@ -280,7 +226,7 @@ class WireClient:
             wait: float | None = None
             try:
                 with translate_errors(self.provider):
-                    request = client.build_request("POST", self._url(client, path), content=content)
+                    request = client.build_request("POST", self._pools.url(path), content=content)
                     response = await client.send(request, stream=stream)
                     if response.is_success:
                         return response
@@ -302,11 +248,11 @@ class WireClient:
         ``parse`` may index the answer freely: a wrong shape becomes ``ModelError``.
         """
         content = self.encode(body)
-        slot = self._acquire()
+        slot = self._pools.acquire()
         try:
-            response = await self._send(self._clients[slot[1]], path, content, stream=False)
+            response = await self._send(self._pools.client(slot), path, content, stream=False)
         finally:
-            self._release(slot)
+            self._pools.release(slot)
         data = decode_json(self.provider, response.status_code, response.content)
         with malformed(self.provider, response.status_code):
             return parse(data)
@@ -319,11 +265,11 @@ class WireClient:
                 that ignored ``stream``) or holds no event at all.
         """
         content = self.encode(body)
-        slot = self._acquire()
+        slot = self._pools.acquire()
         try:
-            response = await self._send(self._clients[slot[1]], path, content, stream=True)
+            response = await self._send(self._pools.client(slot), path, content, stream=True)
         except BaseException:
-            self._release(slot)
+            self._pools.release(slot)
             raise
         status = response.status_code
         try:
@@ -345,10 +291,8 @@ class WireClient:
                     "the event stream ended without any event", provider=self.provider, status_code=status
                 )
         finally:
-            self._release(slot)
+            self._pools.release(slot)
             await response.aclose()
 
     async def aclose(self) -> None:
-        clients, self._clients, self._busy = self._clients, [], []
-        for client in clients:
-            await client.aclose()
+        await self._pools.aclose()
