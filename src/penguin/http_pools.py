@@ -1,12 +1,14 @@
 """``ClientPools``: concurrent HTTP requests spread over a few httpx clients.
 
-Used by ``PenguinClient`` and by the model wire clients (``models/_http.py``).
+Used by ``PenguinClient``, which stays on httpx so that callers can hand it any httpx transport
+(``httpx.ASGITransport`` to call an app in-process). The model wire clients use aiohttp
+(``models/_http.py``).
 
 httpcore's connection pool does work in proportion to the requests waiting in it for every
 request it serves (encode/httpx#3215), so 50 requests in flight through one ``httpx.AsyncClient``
-cost the client about twice the CPU of the same requests spread over pools of a few each (benchmark
-W3, both over REST and to the model). Each pool also keeps all its connections alive (httpx keeps only 20 by default,
-so a 21st concurrent request would open, and then close, a fresh connection every time).
+cost the client about twice the CPU of the same requests spread over pools of a few each
+(benchmark W3 over REST). Each pool also keeps all its connections alive (httpx keeps only 20 by
+default, so a 21st concurrent request would open, and then close, a fresh connection every time).
 Sequential requests always use the first pool, so a lone caller keeps one warm connection.
 """
 

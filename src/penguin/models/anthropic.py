@@ -1,4 +1,4 @@
-"""A wire client for the Anthropic Messages API, on one pooled httpx client.
+"""A wire client for the Anthropic Messages API, on one pooled aiohttp session.
 
 Penguin's messages are OpenAI-shaped, so this module converts at its edge: system messages become
 the top-level ``system``, assistant ``tool_calls`` become ``tool_use`` blocks, and ``tool`` messages
@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
-import httpx
 import orjson
 
 from penguin.errors import ModelError
@@ -83,7 +82,6 @@ class AnthropicModel:
         api_key: str | None,
         timeout: float,
         retries: int,
-        transport: httpx.AsyncBaseTransport | None = None,
         backoff: float = 0.25,
     ) -> None:
         """Build the client; no connection is opened until the first call.
@@ -94,7 +92,6 @@ class AnthropicModel:
             api_key: Sent as ``x-api-key``; ``None`` sends none (for gateways that need none).
             timeout: Seconds allowed for each connect, read, write and pool wait.
             retries: Retries after the first attempt on 429, 5xx, timeouts and connection errors.
-            transport: An httpx transport to use instead of the network one.
             backoff: Seconds before the first retry; doubles on each further retry.
         """
         self.name = f"{PROVIDER}:{model}"
@@ -109,7 +106,6 @@ class AnthropicModel:
             headers=headers,
             timeout=timeout,
             policy=RetryPolicy(retries=retries, backoff=backoff),
-            transport=transport,
             key_error=key_error,
         )
 

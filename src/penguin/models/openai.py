@@ -1,4 +1,4 @@
-"""A wire client for OpenAI-compatible chat-completions servers, on one pooled httpx client.
+"""A wire client for OpenAI-compatible chat-completions servers, on one pooled aiohttp session.
 
 Serves OpenAI itself and anything that speaks its protocol: OpenRouter, vLLM, Ollama, llama.cpp.
 It talks the wire protocol directly instead of using the ``openai`` SDK, whose per-message request
@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import httpx
 import orjson
 
 from penguin.errors import ModelError
@@ -52,7 +51,6 @@ class OpenAIModel:
         api_key: str | None,
         timeout: float,
         retries: int,
-        transport: httpx.AsyncBaseTransport | None = None,
         backoff: float = 0.25,
     ) -> None:
         """Build the client; no connection is opened until the first call.
@@ -63,7 +61,6 @@ class OpenAIModel:
             api_key: Sent as a bearer token; ``None`` sends no ``Authorization`` header.
             timeout: Seconds allowed for each connect, read, write and pool wait.
             retries: Retries after the first attempt on 429, 5xx, timeouts and connection errors.
-            transport: An httpx transport to use instead of the network one.
             backoff: Seconds before the first retry; doubles on each further retry.
         """
         self.name = f"{PROVIDER}:{model}"
@@ -76,7 +73,6 @@ class OpenAIModel:
             headers=headers,
             timeout=timeout,
             policy=RetryPolicy(retries=retries, backoff=backoff),
-            transport=transport,
             key_error=key_error,
         )
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
+from multidict import CIMultiDict
 
-from penguin.models._http import RetryPolicy, error_message, missing_key_detail, retry_after, sse_events
+from penguin.models._http import (
+    RetryPolicy,
+    body_lines,
+    env_proxy,
+    error_message,
+    missing_key_detail,
+    retry_after,
+    sse_events,
+)
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
@@ -36,11 +44,11 @@ def test_retry_after_is_honoured_up_to_the_cap() -> None:
     ],
 )
 def test_retry_after_header_forms(headers: dict[str, str], seconds: float | None) -> None:
-    assert retry_after(httpx.Headers(headers)) == seconds
+    assert retry_after(CIMultiDict(headers)) == seconds
 
 
 def test_retry_after_http_date() -> None:
-    wait = retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}))
+    wait = retry_after(CIMultiDict({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}))
 
     assert wait is not None and wait < 0  # in the past: the policy clamps it to no wait
 
@@ -97,3 +105,39 @@ async def test_sse_framing() -> None:
             yield line
 
     assert [item async for item in sse_events(lines())] == [("a", "one\ntwo"), ("", "{}"), ("", "tail")]
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        (b"a\nb\r\nc\rd\n",),
+        (b"a\r", b"\nb\r\n", b"c\r", b"d\n"),
+        (b"a", b"\n", b"b\r", b"\n", b"c", b"\rd"),
+    ],
+)
+async def test_body_lines_splits_every_line_ending_across_chunks(parts: tuple[bytes, ...]) -> None:
+    assert [line async for line in body_lines(_chunks(*parts))] == ["a", "b", "c", "d"]
+
+
+async def test_body_lines_keeps_blank_lines_and_split_utf8() -> None:
+    text = "data: caf\u00e9 \u2028ok\n\ndata: x\n".encode()
+    cut = text.index(b"\xc3") + 1  # split inside the two bytes of "é"
+    lines = [line async for line in body_lines(_chunks(text[:cut], text[cut:]))]
+    assert lines == ["data: caf\u00e9 \u2028ok", "", "data: x"]
+
+
+def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("https://api.openai.com/v1") is None
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,gpu-box.lan")
+    assert env_proxy("https://api.openai.com/v1") == "http://proxy.internal:3128"
+    assert env_proxy("https://gpu-box.lan/v1") is None
+    assert env_proxy("http://api.openai.com/v1") is None  # only HTTPS_PROXY is set
