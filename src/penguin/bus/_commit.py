@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ from sqlalchemy.exc import OperationalError
 
 from penguin.bus.errors import BusClosed, PersistFailed
 from penguin.storage.database import Database
+from penguin.storage.statements import DriverStatements
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ class GroupCommit:
         self._max_batch = max_batch
         self._linger = linger
         self._builders: dict[sa.Table, RowBuilder] = {}
-        self._statements: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+        #: Compiled SQL of the tables' INSERTs, and of statements the operations run.
+        self.statements = DriverStatements()
+        self._insert_of: dict[sa.Table, sa.Insert] = {}
         self._inserts: dict[sa.Table, list[Any]] = {}
         self._ops: list[Operation] = []
         self._pending = 0
@@ -217,35 +220,17 @@ class GroupCommit:
             budget -= len(ops)
         return inserts, ops, self._max_batch - budget
 
-    def _statement(self, conn: sa.Connection, table: sa.Table) -> tuple[str, tuple[str, ...] | None]:
-        """The table's INSERT for this dialect and, if its parameters are positional, their order."""
-        key = (table.name, conn.dialect.name)
-        found = self._statements.get(key)
-        if found is None:
-            compiled = sa.insert(table).compile(dialect=conn.dialect)
-            order = tuple(compiled.positiontup or ()) if conn.dialect.positional else None
-            found = self._statements[key] = (str(compiled), order)
-        return found
-
     def _execute(self, conn: sa.Connection, inserts: list[tuple[sa.Table, list[Any]]],
                  ops: list[Operation]) -> None:
         for table, items in inserts:
-            sql, order = self._statement(conn, table)
+            statement = self._insert_of.get(table)
+            if statement is None:
+                statement = self._insert_of[table] = sa.insert(table)
             build = self._builders.get(table)
-            names = [c.key for c in table.columns]
-            params: list[Any]
             if build is None:
-                mappings: list[Mapping[str, Any]] = items
-                keys = order or names
-                params = [tuple(m[k] for k in keys) for m in mappings] if order else [dict(m) for m in mappings]
-            elif order is not None and list(order) == names:
-                params = [build(i) for i in items]
+                self.statements.execute_many(conn, statement, items)
             else:
-                index = {name: n for n, name in enumerate(names)}
-                rows = [build(i) for i in items]
-                params = ([tuple(r[index[k]] for k in order) for r in rows] if order
-                          else [dict(zip(names, r, strict=True)) for r in rows])
-            conn.exec_driver_sql(sql, params)
+                self.statements.execute_tuples(conn, table, statement, [build(i) for i in items])
         _run_all(conn, ops)
 
     async def _flush_once(self) -> None:

@@ -53,12 +53,13 @@ class KVStore:
         stored = self._prefix + key
         text = orjson.dumps(value, default=str).decode()
 
+        statements = self._writer.statements
+
         def upsert(conn: sa.Connection) -> None:
             # Update-then-insert keeps to portable SQL (no dialect ON CONFLICT); the committer runs
             # one batch at a time, so nothing races between the two statements.
-            result = conn.execute(_UPDATE, {"b_namespace": namespace, "b_key": stored, "b_value": text})
-            if not result.rowcount:
-                conn.execute(_INSERT, {"namespace": namespace, "key": stored, "value": text})
+            if not statements.execute(conn, _UPDATE, {"b_namespace": namespace, "b_key": stored, "b_value": text}):
+                statements.execute(conn, _INSERT, {"namespace": namespace, "key": stored, "value": text})
 
         self._writer.run(upsert)
 

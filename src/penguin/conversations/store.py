@@ -29,6 +29,7 @@ from penguin.storage.database import Database
 from penguin.storage.schema import checkpoints as cp_t
 from penguin.storage.schema import conversations as conv_t
 from penguin.storage.schema import messages as msg_t
+from penguin.storage.statements import DriverStatements
 
 _HISTORY_CACHE = 512
 MAX_PAGE = 1000
@@ -146,6 +147,8 @@ class ConversationStore:
         # Serialises the first lookup of an agent's main conversation so concurrent first chats
         # neither create two conversations nor overtake each other (asyncio.Lock is FIFO).
         self._default_locks: dict[str, asyncio.Lock] = {}
+        #: The append path's INSERT and UPDATE, compiled once (``storage/statements.py``).
+        self._statements = DriverStatements()
 
     # Conversations ---------------------------------------------------------------------------
 
@@ -308,9 +311,11 @@ class ConversationStore:
         rows = [_message_row(m) for m in new]
         bump = {"b_id": conversation_id, "b_last_seq": seq, "b_updated_at": now}
 
+        statements = self._statements
+
         def write(conn: sa.Connection) -> None:
-            conn.execute(_INSERT_MESSAGES, rows)
-            conn.execute(_BUMP_CONVERSATION, bump)
+            statements.execute_many(conn, _INSERT_MESSAGES, rows)
+            statements.execute(conn, _BUMP_CONVERSATION, bump)
 
         try:
             await self._db.write(write, inline=True)
