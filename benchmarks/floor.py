@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 
@@ -24,6 +25,7 @@ from benchmarks.plan import (
     Measurement,
     Plan,
     Stopwatch,
+    Variant,
     lookup,
     user_text,
 )
@@ -49,19 +51,25 @@ class FloorError(RuntimeError):
 
 
 class Wire:
-    """One keep-alive client posting chat completions."""
+    """Chat-completion turns with a hand-kept message list over one keep-alive connection pool.
 
-    def __init__(self, base_url: str) -> None:
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=60.0, headers={"content-type": "application/json"})
+    Subclasses supply the transport (``post``, ``aclose``).
+    """
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
 
     async def call(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": MODEL, "messages": messages}
         if tools:
             body["tools"] = tools
-        response = await self.client.post("/chat/completions", content=orjson.dumps(body))
-        if response.status_code != 200:
-            raise FloorError(f"fake server answered {response.status_code}: {response.text[:200]}")
-        message: dict[str, Any] = orjson.loads(response.content)["choices"][0]["message"]
+        status, content = await self.post(orjson.dumps(body))
+        if status != 200:
+            raise FloorError(f"fake server answered {status}: {content[:200]!r}")
+        message: dict[str, Any] = orjson.loads(content)["choices"][0]["message"]
         return message
 
     async def turn(self, messages: list[dict[str, Any]], text: str) -> None:
@@ -83,18 +91,45 @@ class Wire:
         final = await self.call(messages, tools)
         messages.append({"role": "assistant", "content": final["content"]})
 
+
+class HttpxWire(Wire):
+    """One ``httpx.AsyncClient``: the floor the targets are measured against."""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=60.0, headers={"content-type": "application/json"})
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        response = await self.client.post("/chat/completions", content=body)
+        return response.status_code, response.content
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class AioWire(Wire):
+    """One ``aiohttp.ClientSession``: the transport Penguin's model clients use, so Penguin's own
+    cost is its distance to this floor."""
+
+    def __init__(self, base_url: str) -> None:
+        self.session = aiohttp.ClientSession(headers={"content-type": "application/json"})
+        self.url = base_url.rstrip("/") + "/chat/completions"
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        async with self.session.post(self.url, data=body) as response:
+            return response.status, await response.read()
+
+    async def aclose(self) -> None:
+        await self.session.close()
 
 
 def _system() -> list[dict[str, Any]]:
     return [{"role": "system", "content": SYSTEM}]
 
 
-async def run_floor(plan: Plan, base_url: str) -> Measurement:
-    """Run ``plan`` as the floor; returns wall time and per-turn latencies."""
-    wire = Wire(base_url)
-    result = Measurement(workload=plan.workload, variant="floor")
+async def run_floor(plan: Plan, base_url: str, variant: Variant = "floor") -> Measurement:
+    """Run ``plan`` as the floor (httpx, or aiohttp for ``aiofloor``); wall time and per-turn latencies."""
+    wire: Wire = AioWire(base_url) if variant == "aiofloor" else HttpxWire(base_url)
+    result = Measurement(workload=plan.workload, variant=variant)
     turn_ms: list[float] = []
     clock = Stopwatch()
     try:

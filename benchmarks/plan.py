@@ -12,7 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Variant = Literal["floor", "inproc", "rest"]
+Variant = Literal["floor", "aiofloor", "inproc", "rest"]
+VARIANT_CHOICES: tuple[Variant, ...] = ("floor", "aiofloor", "inproc", "rest")
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 TITLES = {
     "W1": "one agent, sequential turns, history kept",

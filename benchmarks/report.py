@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from benchmarks.plan import TITLES, WORKLOADS, Measurement, Plan
 
-VARIANT_NAMES = {"floor": "wire floor", "inproc": "Penguin in-process", "rest": "Penguin over REST"}
+VARIANT_NAMES = {
+    "floor": "wire floor",
+    "aiofloor": "aiohttp wire floor",
+    "inproc": "Penguin in-process",
+    "rest": "Penguin over REST",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +29,8 @@ class Row:
     plan: Plan
     measured: Measurement
     floor: Measurement | None
+    #: The same calls on a bare aiohttp session (Penguin's own model transport), for reference.
+    aiofloor: Measurement | None = None
     #: Chat completions the fake server answered during this measurement.
     server_calls: int = 0
 
@@ -47,6 +54,13 @@ class Row:
         if not self.llm or self.floor is None or self.floor.wall_s <= 0 or self.measured.variant == "floor":
             return None
         return self.measured.wall_s / self.floor.wall_s
+
+    @property
+    def over_aiofloor_ms(self) -> float | None:
+        """Milliseconds per LLM call over the aiohttp floor: Penguin's own cost beyond its transport."""
+        if not self.llm or self.aiofloor is None or self.measured.variant not in ("inproc", "rest"):
+            return None
+        return (self.measured.wall_s - self.aiofloor.wall_s) * 1000 / self.plan.calls
 
     @property
     def cpu_ms_per_call(self) -> float | None:
@@ -90,9 +104,12 @@ def _notes(row: Row) -> str:
             f"{extra.get('rss_kb_per_agent', 0):.2f} KB RSS per idle agent, "
             f"{extra.get('create_per_s', 0):,.0f} creates/s; p50/p99 = one create"
         )
+    parts = []
+    if (over := row.over_aiofloor_ms) is not None:
+        parts.append(f"{over:+.3f} ms / LLM call over the aiohttp floor")
     if "client_cpu_s" in extra and row.plan.calls:
-        return f"client CPU {extra['client_cpu_s'] * 1000 / row.plan.calls:.3f} ms / LLM call"
-    return ""
+        parts.append(f"client CPU {extra['client_cpu_s'] * 1000 / row.plan.calls:.3f} ms / LLM call")
+    return "; ".join(parts)
 
 
 def _row_line(row: Row) -> str:

@@ -24,17 +24,17 @@ if __package__ in (None, ""):  # run as ``python benchmarks/run.py``: make ``ben
 import orjson  # noqa: E402
 
 from benchmarks.fake_llm import Counters, FakeLLM  # noqa: E402
-from benchmarks.plan import WORKLOADS, Measurement, Plan, Variant, plan_for  # noqa: E402
+from benchmarks.plan import VARIANT_CHOICES, WORKLOADS, Measurement, Plan, Variant, plan_for  # noqa: E402
 from benchmarks.report import Row, render  # noqa: E402
 from benchmarks.worker import RESULT_PREFIX  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
 VARIANTS: dict[str, tuple[Variant, ...]] = {
-    "W1": ("floor", "inproc", "rest"),
-    "W2": ("floor", "inproc", "rest"),
-    "W3": ("floor", "inproc", "rest"),
-    "W4": ("floor", "inproc", "rest"),
+    "W1": ("floor", "aiofloor", "inproc", "rest"),
+    "W2": ("floor", "aiofloor", "inproc", "rest"),
+    "W3": ("floor", "aiofloor", "inproc", "rest"),
+    "W4": ("floor", "aiofloor", "inproc", "rest"),
     "W5": ("floor", "inproc"),
     "W6": ("inproc",),
 }
@@ -154,9 +154,17 @@ def run_all(
                         seen_calls[variant] = seen.completions
                 if all(m.skipped for m in best.values()):
                     break
-            floor = best.get("floor")
+            floor, aiofloor = best.get("floor"), best.get("aiofloor")
             for variant in chosen:
-                rows.append(Row(plan=plan, measured=best[variant], floor=floor, server_calls=seen_calls[variant]))
+                rows.append(
+                    Row(
+                        plan=plan,
+                        measured=best[variant],
+                        floor=floor,
+                        aiofloor=aiofloor,
+                        server_calls=seen_calls[variant],
+                    )
+                )
     return rows
 
 
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads, e.g. W1,W4")
     parser.add_argument(
-        "--variants", default=None, help="comma-separated variants to run (floor,inproc,rest); default: all"
+        "--variants", default=None, help=f"comma-separated variants to run ({','.join(VARIANT_CHOICES)}); default: all"
     )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown file to write")
@@ -181,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
     variants = None if args.variants is None else frozenset(v.strip() for v in args.variants.split(",") if v.strip())
-    if variants is not None and not variants <= {"floor", "inproc", "rest"}:
-        parser.error(f"unknown variant(s) {sorted(variants - {'floor', 'inproc', 'rest'})}")
+    if variants is not None and not variants <= set(VARIANT_CHOICES):
+        parser.error(f"unknown variant(s) {sorted(variants - set(VARIANT_CHOICES))}")
     started = time.perf_counter()
     rows = run_all(workloads, scale=args.scale, repeat=args.repeat, loop=args.loop, variants=variants)
     elapsed = time.perf_counter() - started

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.plan import WORKLOADS, Measurement, Variant, peak_rss_kb, plan_for
+from benchmarks.plan import VARIANT_CHOICES, WORKLOADS, Measurement, Variant, peak_rss_kb, plan_for
 
 RESULT_PREFIX = "RESULT "
 
@@ -32,10 +32,10 @@ async def measure(workload: str, variant: Variant, scale: float, base_url: str, 
         from benchmarks.agents_bench import run_agents
 
         return await run_agents(plan, variant, data_dir)
-    if variant == "floor":
+    if variant in ("floor", "aiofloor"):
         from benchmarks.floor import run_floor
 
-        return await run_floor(plan, base_url)
+        return await run_floor(plan, base_url, variant)
     if variant == "inproc":
         from benchmarks.inproc import run_inproc
 
@@ -48,7 +48,7 @@ async def measure(workload: str, variant: Variant, scale: float, base_url: str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run one benchmark measurement.")
     parser.add_argument("workload", choices=WORKLOADS)
-    parser.add_argument("variant", choices=("floor", "inproc", "rest"))
+    parser.add_argument("variant", choices=VARIANT_CHOICES)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--base-url", default="")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")

@@ -37,7 +37,7 @@ def test_the_smoke_run_completes_with_exact_call_counts_and_every_row(tmp_path: 
     rows = json.loads(raw.read_text())
     by_key = {(r["workload"], r["variant"]): r for r in rows}
     for workload, calls in EXPECTED_CALLS.items():
-        for variant in ("floor", "inproc", "rest"):
+        for variant in ("floor", "aiofloor", "inproc", "rest"):
             row = by_key[(workload, variant)]
             assert row["skipped"] is None, (workload, variant, row["skipped"])
             assert (row["server_calls"], row["llm_calls"]) == (calls, calls), (workload, variant)
@@ -54,5 +54,6 @@ def test_the_smoke_run_completes_with_exact_call_counts_and_every_row(tmp_path: 
         assert f"| {workload} | Penguin in-process |" in table
     for workload in ("W1", "W2", "W3", "W4"):
         assert f"| {workload} | wire floor |" in table
+        assert f"| {workload} | aiohttp wire floor |" in table
         assert f"| {workload} | Penguin over REST |" in table
     assert "## Targets" in table and "Machine:" in table and "Python:" in table
