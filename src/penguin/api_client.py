@@ -1,4 +1,4 @@
-"""``PenguinClient``: the async Python client of the Penguin HTTP API (httpx + websockets).
+"""``PenguinClient``: the async Python client of the Penguin HTTP API (aiohttp + websockets).
 
 It mirrors the REST surface one method per route, and sends and parses the same models the
 server validates (``penguin.api.schemas``): ``ChatOptions`` and ``TaskOptions`` carry per-call
@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
-import httpx
 import orjson
+from yarl import URL
 
 from penguin.api.client_base import (
     API,
@@ -42,11 +42,12 @@ from penguin.api.client_base import (
     error_for,
     problem_of,
     query,
+    query_pairs,
     seg,
     transport_errors,
 )
 from penguin.api.client_orchestration import OrchestrationMethods
-from penguin.api.client_sockets import ChatSocket, MessageStream, TelemetryStream, sse_data
+from penguin.api.client_sockets import ChatSocket, MessageStream, TelemetryStream
 from penguin.api.schemas import (
     AgentInfo,
     CancelResult,
@@ -64,7 +65,8 @@ from penguin.api.schemas import (
     VersionInfo,
 )
 from penguin.api.schemas_telemetry import TelemetrySummaryInfo
-from penguin.http_pools import ClientPools
+from penguin.http_session import HttpSession
+from penguin.sse import body_lines, sse_events
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -75,9 +77,8 @@ class PenguinClient(OrchestrationMethods):
     Args:
         base_url: the server, e.g. ``http://localhost:8000`` (the ``penguin serve`` default).
         api_key: sent as ``Authorization: Bearer``; default: ``PENGUIN_API_KEY`` if set.
-        timeout: seconds per HTTP request (a chat waits for the whole turn).
-        transport: an httpx transport, e.g. ``httpx.ASGITransport(app)`` to call an app in-process
-            (the WebSocket helpers always use the network).
+        timeout: seconds the server may stay silent: to connect, and between any two reads of an
+            answer (a chat waits for the whole turn).
     """
 
     def __init__(
@@ -85,13 +86,12 @@ class PenguinClient(OrchestrationMethods):
         base_url: str = "http://localhost:8000",
         api_key: str | None = None,
         timeout: float = 60.0,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         key = api_key if api_key is not None else os.environ.get("PENGUIN_API_KEY")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._timeout = timeout
-        self._pools = ClientPools(base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport)
+        self._http = HttpSession(base_url=self.base_url, headers=self._headers, timeout=timeout)
 
     async def __aenter__(self) -> PenguinClient:
         return self
@@ -102,7 +102,7 @@ class PenguinClient(OrchestrationMethods):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._pools.aclose()
+        await self._http.aclose()
 
     async def _request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
@@ -110,17 +110,16 @@ class PenguinClient(OrchestrationMethods):
         # orjson both ways: the stdlib's json was a fifth of the client's CPU per chat.
         content = None if json is None else orjson.dumps(json)
         headers = None if json is None else _JSON_HEADERS
-        slot = self._pools.acquire()
-        try:
-            with transport_errors():
-                response = await self._pools.client(slot).request(
-                    method, self._pools.url(API + path), content=content, headers=headers, params=params
-                )
-        finally:
-            self._pools.release(slot)
-        if response.status_code >= 400:
-            raise error_for(response.status_code, problem_of(response))
-        return orjson.loads(response.content)
+        http = self._http
+        with transport_errors():
+            async with http.session().request(
+                method, self._url(path), data=content, headers=headers, params=query_pairs(params),
+                proxy=http.proxy,
+            ) as response:
+                raw = await response.read()
+        if response.status >= 400:
+            raise error_for(response.status, problem_of(response.status, response.reason, raw))
+        return orjson.loads(raw)
 
     # Chat ------------------------------------------------------------------------------------
 
@@ -144,12 +143,15 @@ class PenguinClient(OrchestrationMethods):
         """Send ``text`` and yield the turn's events (server-sent events) as they happen."""
         options = options or ChatOptions()
         body = {**options.model_dump(exclude_none=True), "text": text, "streaming": True}
+        http = self._http
         with transport_errors():
-            async with self._pools.first.stream("POST", API + "/chat", json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise error_for(response.status_code, problem_of(response))
-                async for data in sse_data(response.aiter_lines()):
+            async with http.session().post(
+                self._url("/chat"), data=orjson.dumps(body), headers=_JSON_HEADERS, proxy=http.proxy
+            ) as response:
+                if response.status >= 400:
+                    raw = await response.read()
+                    raise error_for(response.status, problem_of(response.status, response.reason, raw))
+                async for _event, data in sse_events(body_lines(response.content.iter_any())):
                     yield ChatEvent.model_validate(orjson.loads(data))
 
     def chat_stream_socket(self) -> ChatSocket:
@@ -169,6 +171,12 @@ class PenguinClient(OrchestrationMethods):
         """Telemetry snapshots every ``interval`` seconds (``async with client.telemetry_stream() as s``)."""
         return TelemetryStream(self._ws_url("/ws/telemetry"), headers=self._headers, open_timeout=self._timeout,
                                params={"agent_id": agent_id, "interval": interval})
+
+    def _url(self, path: str) -> URL:
+        try:
+            return self._http.url(API + path)
+        except ValueError as exc:
+            raise APIConnectionError(f"{self.base_url!r} is not a usable base URL: {exc}") from exc
 
     def _ws_url(self, path: str) -> str:
         return self.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + API + path

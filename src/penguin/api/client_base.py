@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
+import aiohttp
+import orjson
 from pydantic import BaseModel, TypeAdapter
 
 M = TypeVar("M", bound=BaseModel)
@@ -103,21 +104,23 @@ def error_for(status: int, problem: dict[str, Any]) -> PenguinAPIError:
 
 @contextlib.contextmanager
 def transport_errors() -> Iterator[None]:
-    """Translate httpx transport failures, once, into the client's own types."""
+    """Translate aiohttp transport failures, once, into the client's own types."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise APITimeoutError(f"the Penguin API did not answer in time: {exc}") from exc
-    except httpx.TransportError as exc:
+    except TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too
+        raise APITimeoutError(f"the Penguin API did not answer in time ({type(exc).__name__}: {exc})") from exc
+    except aiohttp.ClientError as exc:  # refused, reset, cut short, not a URL
         raise APIConnectionError(f"cannot reach the Penguin API ({type(exc).__name__}: {exc}); is it running?") from exc
 
 
-def problem_of(response: httpx.Response) -> dict[str, Any]:
+def problem_of(status: int, reason: str | None, raw: bytes) -> dict[str, Any]:
+    """The problem+json body of an error answer, or one made up from its status and text."""
     try:
-        body = response.json()
-    except ValueError:
-        return {"detail": response.text[:500] or response.reason_phrase, "status": response.status_code}
-    return body if isinstance(body, dict) else {"detail": str(body)[:500], "status": response.status_code}
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        text = raw.decode("utf-8", "replace")[:500]
+        return {"detail": text or reason or "request failed", "status": status}
+    return body if isinstance(body, dict) else {"detail": str(body)[:500], "status": status}
 
 
 def seg(value: str) -> str:
@@ -127,6 +130,18 @@ def seg(value: str) -> str:
 
 def query(**params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
+
+
+def query_pairs(params: dict[str, Any] | None) -> list[tuple[str, str]] | None:
+    """Query parameters as text pairs: booleans as ``true``/``false``, lists repeated, ``None`` left out."""
+    if not params:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if item is not None:
+                pairs.append((key, ("true" if item else "false") if isinstance(item, bool) else str(item)))
+    return pairs
 
 
 class ClientBase(abc.ABC):

@@ -25,20 +25,6 @@ from penguin.api.schemas_telemetry import TelemetrySummaryInfo
 FrameT = TypeVar("FrameT", bound=BaseModel)
 
 
-async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """The ``data`` payload of each server-sent event."""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
-    if data:
-        yield "\n".join(data)
-
-
 class ChatSocket:
     """The multiplexed chat WebSocket: send many chats, read every event (each names its request).
 

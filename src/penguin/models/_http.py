@@ -11,13 +11,10 @@ the caller may already have shown the deltas.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import email.utils
 import random
-import re
 import time
-import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,17 +22,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-import yarl
 
 from penguin.errors import ModelError
+from penguin.http_session import HttpSession
+from penguin.sse import body_lines, sse_events
 
 #: Parameters that steer Penguin's own machinery (scripted models, context assembly); never sent.
 PENGUIN_ONLY_PARAMETERS = frozenset({"delay", "chunk", "tool", "arguments", "context_tokens"})
 
 _PREVIEW_CHARS = 200
-_LINE_END = re.compile(r"\r\n|\r|\n")
-#: Connections one wire client keeps to its server (aiohttp queues requests beyond them).
-MAX_CONNECTIONS = 256
 
 T = TypeVar("T")
 
@@ -170,36 +165,8 @@ def missing_key_detail(
     )
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[tuple[str, str], None]:
-    """Server-sent events as ``(event, data)`` pairs from a body's lines."""
-    event = ""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield event, "\n".join(data)
-            event, data = "", []
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "data":
-            data.append(value)
-        elif field == "event":
-            event = value
-        # Comments (":keep-alive"), ids and retry hints carry nothing we use.
-    if data:
-        yield event, "\n".join(data)
-
-
-
-
 class WireClient:
-    """One keep-alive ``aiohttp`` session per event loop, with Penguin's retry and error rules.
-
-    aiohttp rather than httpx on this hot path: per request it costs a third of httpx's CPU
-    sequentially, and a tenth with 50 requests in flight, where httpcore's pool does work in
-    proportion to the requests waiting in it (encode/httpx#3215). See ``docs/benchmarks.md``.
-    """
+    """A model provider's HTTP endpoint (``HttpSession``) with Penguin's retry and error rules."""
 
     def __init__(
         self,
@@ -214,38 +181,9 @@ class WireClient:
         self.provider = provider
         self.policy = policy
         self._key_error = key_error
-        self._base_url = base_url.rstrip("/")
-        self._headers = {**headers, "content-type": "application/json"}
-        # ``timeout`` bounds each phase (pool wait + connect, each read), like httpx's timeout,
-        # not the whole answer: a long stream that keeps sending is not cut off.
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        #: Absolute URL by path (paths are a handful of fixed endpoints).
-        self._urls: dict[str, yarl.URL] = {}
-        self._proxy = env_proxy(self._base_url)
-
-    def _current_session(self) -> aiohttp.ClientSession:
-        """The session of the running loop, created on first use (a session cannot change loops)."""
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is None or session.closed or self._loop is not loop:
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
-            # trust_env would look up the proxy and ~/.netrc in a thread on every request: the
-            # proxy is read from the environment once instead (``env_proxy``).
-            session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout, connector=connector)
-            self._session, self._loop = session, loop
-        return session
-
-    def _url(self, path: str) -> yarl.URL:
-        url = self._urls.get(path)
-        if url is None:
-            try:
-                url = yarl.URL(self._base_url + "/" + path.lstrip("/"))
-            except ValueError as exc:
-                raise ModelError(f"cannot send the request: invalid URL ({exc})", provider=self.provider) from exc
-            self._urls[path] = url
-        return url
+        self._http = HttpSession(
+            base_url=base_url, headers={**headers, "content-type": "application/json"}, timeout=timeout
+        )
 
     def encode(self, body: Mapping[str, Any]) -> bytes:
         try:
@@ -257,12 +195,17 @@ class WireClient:
         """Send with retries; return a 2xx response whose body is not read yet."""
         if self._key_error is not None:
             raise ModelError(self._key_error, provider=self.provider)
+        http = self._http
+        try:
+            url = http.url(path)
+        except ValueError as exc:
+            raise ModelError(f"cannot send the request: invalid URL ({exc})", provider=self.provider) from exc
         attempt = 0
         while True:
             wait: float | None = None
             try:
                 with translate_errors(self.provider):
-                    response = await self._current_session().post(self._url(path), data=content, proxy=self._proxy)
+                    response = await http.session().post(url, data=content, proxy=http.proxy)
                     if response.status < 300:
                         return response
                     body = await response.read()
@@ -276,7 +219,6 @@ class WireClient:
                 raise error
             await asyncio.sleep(self.policy.delay(attempt, wait))
             attempt += 1
-
     async def post(self, path: str, body: Mapping[str, Any], parse: Callable[[Any], T]) -> T:
         """POST a JSON body; return ``parse`` applied to the decoded JSON answer.
 
@@ -329,38 +271,4 @@ class WireClient:
                 response.close()
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed and self._loop is asyncio.get_running_loop():
-            await session.close()
-
-
-def env_proxy(base_url: str) -> str | None:
-    """The proxy that ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` name for ``base_url``, if any."""
-    try:
-        parts = urlsplit(base_url)
-    except ValueError:
-        return None
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
-
-
-async def body_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
-    """Decoded lines of a body (``\\n``, ``\\r\\n`` or ``\\r`` endings), however it is chunked."""
-    pending = ""
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    async for chunk in chunks:
-        pending += decoder.decode(chunk)
-        # A trailing CR may be the first half of a CRLF: keep it for the next chunk.
-        carry = "\r" if pending.endswith("\r") else ""
-        lines = _LINE_END.split(pending[: len(pending) - len(carry)])
-        pending = lines.pop() + carry
-        for line in lines:
-            yield line
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        lines = _LINE_END.split(pending)
-        if not lines[-1]:
-            lines.pop()
-        for line in lines:
-            yield line
+        await self._http.aclose()

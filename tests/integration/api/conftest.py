@@ -7,10 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from penguin_server import PenguinServer
+from penguin_server import InProcessServer, PenguinServer
 
 from penguin import PenguinCore
-from penguin.api import create_app
 from penguin.api_client import PenguinClient
 
 
@@ -45,7 +44,6 @@ async def app_core(tmp_path: Path) -> AsyncIterator[PenguinCore]:
 
 @pytest.fixture
 async def local(app_core: PenguinCore) -> AsyncIterator[PenguinClient]:
-    """A ``PenguinClient`` calling an in-process app through ``httpx.ASGITransport``."""
-    transport = httpx.ASGITransport(app=create_app(app_core))
-    async with PenguinClient("http://penguin.test", transport=transport) as client:
+    """A ``PenguinClient`` calling an app over ``app_core`` served by uvicorn on loopback in this loop."""
+    async with InProcessServer(app_core) as server, PenguinClient(server.url, timeout=30) as client:
         yield client

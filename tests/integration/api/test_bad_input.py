@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from penguin_server import InProcessServer
 
 from penguin import PenguinCore
 from penguin.api import create_app
@@ -197,7 +198,7 @@ async def test_unknown_agent_is_404_when_auto_create_is_off(tmp_path: Any) -> No
             assert "auto-create is off" in response.json()["detail"]
             stream = await http.post(f"{API}/chat", json={"text": "hi", "agent_id": "ghost", "streaming": True})
             assert stream.status_code == 404 and stream.headers["content-type"] == "application/problem+json"
-        async with PenguinClient("http://penguin.test", transport=transport) as client:
+        async with InProcessServer(core) as server, PenguinClient(server.url) as client:
             with pytest.raises(NotFoundError) as missing:
                 await client.chat("hi", ChatOptions(agent_id="ghost"))
             assert missing.value.status == 404

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
+from penguin_server import InProcessServer
 
 from penguin import PenguinCore
-from penguin.api import create_app
+from penguin.api.client_base import query_pairs
 from penguin.api_client import (
     APIConnectionError,
+    APITimeoutError,
     ChatOptions,
     ChatResponse,
     ConflictError,
@@ -123,12 +125,10 @@ async def test_typed_errors_carry_the_problem(local: PenguinClient) -> None:
 
 async def test_the_client_sends_the_api_key(tmp_path: Path) -> None:
     secured = PenguinCore(data_dir=tmp_path, model="scripted:echo", api_key="s3cret")
-    app = create_app(secured)
-    async with secured:
-        transport = httpx.ASGITransport(app=app)
-        async with PenguinClient("http://penguin.test", transport=transport, api_key="s3cret") as client:
+    async with secured, InProcessServer(secured) as server:
+        async with PenguinClient(server.url, api_key="s3cret") as client:
             assert (await client.version()).api == "v1"
-        async with PenguinClient("http://penguin.test", transport=transport, api_key="wrong") as client:
+        async with PenguinClient(server.url, api_key="wrong") as client:
             with pytest.raises(PenguinAPIError) as denied:
                 await client.version()
             assert denied.value.status == 401 and denied.value.code == "unauthorized"
@@ -230,3 +230,34 @@ def test_the_client_surface_is_pinned() -> None:
         "TelemetryStream", "TelemetrySummaryInfo", "ValidationError", "VersionInfo", "error_for",
     ])
     assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_query_parameters_are_sent_as_text_pairs() -> None:
+    assert query_pairs(None) is None and query_pairs({}) is None
+    assert query_pairs({"a": True, "b": False, "n": 3, "tags": ["x", "y"], "skip": None}) == [
+        ("a", "true"), ("b", "false"), ("n", "3"), ("tags", "x"), ("tags", "y"),
+    ]
+
+
+async def test_a_bad_base_url_is_a_connection_error() -> None:
+    async with PenguinClient("http://[::1", timeout=2) as client:
+        with pytest.raises(APIConnectionError, match="not a usable base URL"):
+            await client.health()
+    async with PenguinClient("ftp://127.0.0.1:9", timeout=2) as client:
+        with pytest.raises(APIConnectionError):
+            await client.health()
+
+
+async def test_a_silent_server_is_a_timeout() -> None:
+    """The timeout is per read: a server that accepts and never answers times out, typed."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, PenguinClient(f"http://127.0.0.1:{port}", timeout=0.3) as client:
+        with pytest.raises(APITimeoutError):
+            await client.health()

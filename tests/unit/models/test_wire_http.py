@@ -7,15 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from multidict import CIMultiDict
 
-from penguin.models._http import (
-    RetryPolicy,
-    body_lines,
-    env_proxy,
-    error_message,
-    missing_key_detail,
-    retry_after,
-    sse_events,
-)
+from penguin.http_session import env_proxy
+from penguin.models._http import RetryPolicy, error_message, missing_key_detail, retry_after
+from penguin.sse import body_lines, sse_events
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
