@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     api_key: str | None = Field(default=None, description="Bearer token required by the API when set.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request body limit (bytes).")
+    access_log: bool = Field(
+        default=False,
+        description="Log one line per HTTP request (uvicorn's access log); off by default, as it costs "
+        "more per chat than the rest of the HTTP layer.",
+    )
 
     # Providers
     openai_base_url: str = Field(

@@ -135,12 +135,20 @@ def serve(
         str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1, or PENGUIN_HOST).")
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8000, or PENGUIN_PORT).")] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log", help="One log line per request (default off, or PENGUIN_ACCESS_LOG)."
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API (REST, WebSocket, /docs). Non-loopback hosts need PENGUIN_API_KEY."""
     from penguin.cli.serve import serve as run_server
+    from penguin.config import Settings
 
     try:
-        run_server(host, port)
+        settings = Settings() if access_log is None else Settings(access_log=access_log)
+        run_server(host, port, settings=settings)
     except PenguinError as exc:
         _fail(exc)
 

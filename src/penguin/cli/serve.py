@@ -1,7 +1,7 @@
 """``penguin serve``: run the HTTP API with uvicorn on the embedded defaults.
 
 Settings come from the environment (``PENGUIN_DATA_DIR``, ``PENGUIN_MODEL``, ``PENGUIN_API_KEY``,
-``PENGUIN_MAX_BODY_BYTES``, ...) and ``penguin.toml``. Security by default: the server binds
+``PENGUIN_MAX_BODY_BYTES``, ``PENGUIN_ACCESS_LOG``, ...) and ``penguin.toml``. Security by default: the server binds
 127.0.0.1, and refuses any address reachable from other machines unless an API key is configured,
 in which case every route except ``/api/v1/health`` requires ``Authorization: Bearer <key>``.
 
@@ -84,6 +84,7 @@ def build_server(
         port=port,
         lifespan="on",
         log_level=log_level,
+        access_log=settings.access_log,
         ws_max_size=settings.max_body_bytes,
         # Requests get the same grace as turns; the lifespan then drains what is left.
         timeout_graceful_shutdown=int(shutdown_grace) or 1,

@@ -94,3 +94,10 @@ async def test_api_key_guards_every_route_but_health(tmp_path: Path) -> None:
         async with connect(ws_url + "?token=s3cret") as ws:  # browsers cannot set headers
             await ws.send('{"type": "cancel", "request_id": "none"}')
             assert '"error"' in str(await ws.recv())
+
+
+def test_the_access_log_is_off_unless_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_server(settings=Settings(data_dir=tmp_path)).config.access_log is False
+    assert build_server(settings=Settings(data_dir=tmp_path, access_log=True)).config.access_log is True
+    monkeypatch.setenv("PENGUIN_ACCESS_LOG", "true")
+    assert build_server(settings=Settings(data_dir=tmp_path)).config.access_log is True
