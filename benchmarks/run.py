@@ -53,8 +53,12 @@ METHOD = """
   that it saw exactly the expected number of calls, and exactly as many messages as the floor
   sent, and stops with an error otherwise.
 - **Wire floor** (`benchmarks/floor.py`): the same LLM calls as plain POSTs on one keep-alive
-  `httpx.AsyncClient` with orjson bodies and a hand-kept message list; no persistence. It is the
-  least an orchestrator built on httpx could spend.
+  `httpx.AsyncClient` with orjson bodies and a hand-kept message list; no persistence. This is
+  the floor the issue's targets are measured against ("ms added", "ratio").
+- **aiohttp wire floor**: the same calls on one bare `aiohttp.ClientSession`. Penguin's model
+  clients and `PenguinClient` use aiohttp (a third of httpx's CPU per call here, a tenth with 50
+  calls in flight), so part of Penguin's lead over the httpx floor is its transport; the notes
+  give each Penguin row's distance to this floor, which is Penguin's own cost.
 - **Penguin in-process** (`benchmarks/inproc.py`): `PenguinCore(data_dir=tmp, model="openai:fake",
   openai_base_url=...)` with persistence on (SQLite in WAL mode, every turn committed in one
   transaction, every turn's events on the bus and in the database). Plain chat agents are offered
@@ -74,10 +78,9 @@ METHOD = """
   `CPU ms / LLM call` is the process's CPU (all threads) per call, which other load on the
   machine disturbs less than wall time.
 - W3 runs 50 agents' turns at once: httpx's connection pool does work per request in proportion
-  to the requests waiting in it (encode/httpx#3215), which makes the floor CPU-bound there;
-  Penguin's wire client and `PenguinClient` spread concurrent requests over several pools. Over
-  REST the client shares the machine's two cores with the server, so its CPU per call is in the
-  notes.
+  to the requests waiting in it (encode/httpx#3215), which makes the httpx floor CPU-bound there.
+  Over REST the client shares the machine's two cores with the server, so its CPU per call is
+  in the notes.
 """
 
 
