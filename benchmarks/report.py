@@ -67,6 +67,18 @@ class Row:
         return self.measured.cpu_s * 1000 / self.plan.calls if self.llm else None
 
 
+def python_speed_ms() -> float:
+    """Best of 3 of a fixed pure-Python loop, in ms: compares machines (and load) between runs."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or "unknown"
     try:
@@ -182,7 +194,9 @@ def verdicts(rows: list[Row]) -> list[Verdict]:
     return out
 
 
-def render(rows: list[Row], *, scale: float, repeats: str, loop: str, elapsed_s: float, method: str) -> str:
+def render(
+    rows: list[Row], *, scale: float, repeats: str, loop: str, elapsed_s: float, method: str, speed_ms: float
+) -> str:
     info = machine()
     lines = [
         "# Benchmarks: orchestration overhead against the wire floor",
@@ -193,7 +207,8 @@ def render(rows: list[Row], *, scale: float, repeats: str, loop: str, elapsed_s:
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- Machine: {info['cpu']}, {info['cores']} cores, {info['os']}",
-        f"- Python: {info['python']}, event loop: {loop}",
+        f"- Python: {info['python']}, event loop: {loop}; a fixed loop of 2M additions took {speed_ms:.0f} ms "
+        "(machines differ: compare runs by it)",
         f"- Scale: {scale:g} (1 = full size), best of {repeats} run(s) per variant, whole run {elapsed_s:.0f} s",
         "",
         "## Results",

@@ -25,7 +25,7 @@ import orjson  # noqa: E402
 
 from benchmarks.fake_llm import Counters, FakeLLM  # noqa: E402
 from benchmarks.plan import VARIANT_CHOICES, WORKLOADS, Measurement, Plan, Variant, plan_for  # noqa: E402
-from benchmarks.report import Row, render  # noqa: E402
+from benchmarks.report import Row, python_speed_ms, render  # noqa: E402
 from benchmarks.worker import RESULT_PREFIX  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,11 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     variants = None if args.variants is None else frozenset(v.strip() for v in args.variants.split(",") if v.strip())
     if variants is not None and not variants <= set(VARIANT_CHOICES):
         parser.error(f"unknown variant(s) {sorted(variants - set(VARIANT_CHOICES))}")
+    speed_ms = python_speed_ms()
     started = time.perf_counter()
     rows = run_all(workloads, scale=args.scale, repeat=args.repeat, loop=args.loop, variants=variants)
     elapsed = time.perf_counter() - started
     repeats = str(args.repeat) if args.repeat else ("2-5 (by workload)" if args.scale >= 0.5 else "1")
-    markdown = render(rows, scale=args.scale, repeats=repeats, loop=args.loop, elapsed_s=elapsed, method=METHOD)
+    markdown = render(
+        rows, scale=args.scale, repeats=repeats, loop=args.loop, elapsed_s=elapsed, method=METHOD, speed_ms=speed_ms
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown, encoding="utf-8")
     if args.json is not None:
