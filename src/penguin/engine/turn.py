@@ -17,7 +17,7 @@ from typing import Any
 
 from penguin.agents.spec import AgentSpec
 from penguin.config import Settings
-from penguin.conversations.context import assemble
+from penguin.conversations.context import ContextAssembler
 from penguin.conversations.messages import Conversation, Message
 from penguin.conversations.store import ConversationStore
 from penguin.engine.results import ChatResult, EventHook, TurnEvent
@@ -75,6 +75,8 @@ class Engine:
         self._store = store
         self._tools = tools
         self._core = core
+        #: Context assembly that measures each history's new messages only.
+        self._assembler = ContextAssembler()
 
     def model_for(self, spec: AgentSpec, override: str | None = None) -> str:
         return override or spec.model or self._settings.resolved_default_model()
@@ -141,7 +143,8 @@ class Engine:
                 history, recall = prepared.history, prepared.recall
             while True:
                 result.iterations += 1
-                messages = assemble(spec.system_prompt, [*history, *new], budget - (recall.tokens if recall else 0))
+                window = budget - (recall.tokens if recall else 0)
+                messages = self._assembler.assemble(spec.system_prompt, [*history, *new], window)
                 request = ModelRequest(
                     messages=recall.insert(messages) if recall else messages,
                     tools=schemas,

@@ -25,6 +25,9 @@ from penguin.tools.policy import ToolCallInfo, ToolPolicyEnforcer
 
 MAX_RESULT_CHARS = 64_000
 SHELL_TOOLS = frozenset({"run_shell"})
+#: Distinct (agent, policy) views remembered before the memo starts over (specs are replaced, not
+#: edited, so old views pile up otherwise).
+_MEMO_LIMIT = 1024
 
 
 def result_text(value: Any) -> str:
@@ -37,12 +40,28 @@ def result_text(value: Any) -> str:
     return text
 
 
+def _allowed(allow: Iterable[str], deny: Iterable[str], shell: bool, name: str) -> bool:
+    if name in SHELL_TOOLS and not shell:
+        return False
+    if not any(fnmatch.fnmatchcase(name, pattern) for pattern in allow):
+        return False
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in deny)
+
+
 class ToolRegistry:
     def __init__(self, *, policy: ToolPolicyEnforcer | None = None) -> None:
         self._tools: dict[str, Tool] = {}
         #: Tools only one agent sees: agent_id -> name -> tool.
         self._agent_tools: dict[str, dict[str, Tool]] = {}
         self.policy = policy if policy is not None else ToolPolicyEnforcer()
+        # ``schemas_for`` and ``allowed`` run on every turn and tool call, and glob matching is
+        # their whole cost. Both depend only on a policy's (allow, deny, shell) values, plus the
+        # registered tools for ``schemas_for``; keying on those values means a changed policy can
+        # never hit an old entry, and ``_changed`` drops the schemas whenever the tools change.
+        self._allowed_memo: dict[tuple[tuple[str, ...], tuple[str, ...], bool, str], bool] = {}
+        self._schemas_memo: dict[tuple[str, tuple[str, ...], tuple[str, ...], bool], tuple[ToolSchema, ...]] = {}
+        #: Bumped on every change of tools, so a list computed across a change is not remembered.
+        self._version = 0
 
     def register(
         self,
@@ -58,6 +77,7 @@ class ToolRegistry:
             self._tools[built.name] = built
         else:
             self._agent_tools.setdefault(agent_id, {})[built.name] = built
+        self._changed()
         return built
 
     def register_all(self, tools: Iterable[Tool | ToolFunction]) -> None:
@@ -69,10 +89,17 @@ class ToolRegistry:
             self._tools.pop(name, None)
         else:
             self._agent_tools.get(agent_id, {}).pop(name, None)
+        self._changed()
 
     def drop_agent(self, agent_id: str) -> None:
         """Forget every tool registered for one agent (the agent was removed)."""
         self._agent_tools.pop(agent_id, None)
+        self._changed()
+
+    def _changed(self) -> None:
+        """The set of tools changed: every remembered schema list may be wrong now."""
+        self._version += 1
+        self._schemas_memo.clear()
 
     def get(self, name: str, *, agent_id: str | None = None) -> Tool | None:
         """The tool ``name`` as ``agent_id`` sees it (its own first, then the global one)."""
@@ -88,14 +115,39 @@ class ToolRegistry:
         return {**self._tools, **self._agent_tools[agent_id]}
 
     def allowed(self, spec: AgentSpec, name: str) -> bool:
+        """Whether ``spec``'s tool policy lets it call ``name`` (memoised per policy values)."""
         policy = spec.tool_policy
-        if name in SHELL_TOOLS and not policy.shell:
-            return False
-        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in policy.allow):
-            return False
-        return not any(fnmatch.fnmatchcase(name, pattern) for pattern in policy.deny)
+        try:
+            key = (policy.allow, policy.deny, policy.shell, name)
+            return self._allowed_memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # a policy built with lists instead of tuples: unhashable, not memoised
+            return _allowed(policy.allow, policy.deny, policy.shell, name)
+        if len(self._allowed_memo) >= _MEMO_LIMIT:
+            self._allowed_memo.clear()
+        verdict = self._allowed_memo[key] = _allowed(policy.allow, policy.deny, policy.shell, name)
+        return verdict
 
     def schemas_for(self, spec: AgentSpec) -> list[ToolSchema]:
+        """The schemas of the tools ``spec`` may call, by name (memoised until the tools change)."""
+        policy = spec.tool_policy
+        try:
+            key = (spec.agent_id, policy.allow, policy.deny, policy.shell)
+            return list(self._schemas_memo[key])
+        except KeyError:
+            pass
+        except TypeError:
+            return self._schemas(spec)
+        version = self._version
+        schemas = self._schemas(spec)
+        if version == self._version:
+            if len(self._schemas_memo) >= _MEMO_LIMIT:
+                self._schemas_memo.clear()
+            self._schemas_memo[key] = tuple(schemas)
+        return schemas
+
+    def _schemas(self, spec: AgentSpec) -> list[ToolSchema]:
         return [t.schema for n, t in sorted(self._visible(spec.agent_id).items()) if self.allowed(spec, n)]
 
     async def call(self, spec: AgentSpec, ctx: ToolContext, call_id: str, name: str, arguments: str) -> ToolOutcome:
