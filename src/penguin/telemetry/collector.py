@@ -42,10 +42,15 @@ MAX_QUEUE = 100_000
 #: Distinct keys (channels, message types) kept per counter; the rest are counted as ``_other``.
 MAX_KEYS = 1000
 OTHER = "_other"
+#: Distinct kinds of message tallied before they are folded into the counters anyway.
+MAX_TALLIES = 10_000
 _NON_AGENTS = frozenset({"human", "system"})
 _ERROR_EVENTS = {"turn.failed": "turn", "receipt.failed": "receipt", "task.failed": "task"}
 
 ToolStats = Callable[[str | None], Mapping[str, Any]]
+#: What the counters depend on: message type, channel, sender, recipient, and whether a room post
+#: is a reply.
+_TallyKey = tuple[str, str | None, str, str | None, bool]
 
 
 class CollectorState(enum.Enum):
@@ -105,6 +110,8 @@ class TelemetryCollector:
         self.room_replies: Counter[str] = Counter()
         #: Status and agent of tasks not yet finished, so a transition moves one count.
         self._open_tasks: dict[str, tuple[str, str]] = {}
+        #: Messages seen but not yet folded into the counters: [count, newest created_at] by key.
+        self._tallies: dict[_TallyKey, list[Any]] = {}
 
     # Lifecycle -------------------------------------------------------------------------------
 
@@ -182,27 +189,58 @@ class TelemetryCollector:
         return stats
 
     def observe(self, env: Envelope) -> None:
-        """Fold one envelope into the counters."""
+        """Fold one envelope into the counters.
+
+        Plain messages are only tallied here, one dict update per envelope, under the fields the
+        counters depend on; the tallies are folded into the counters before anything reads them
+        (``summary``) and before any event (an agent's removal drops its stats, so the order of
+        the two matters). This keeps the collector's cost per envelope a fraction of the bus's.
+        """
         if env.tenant_id != self._tenant:
             return
         self.observed += 1
-        channel = env.channel or "-"
-        _bump(self.by_type, env.message_type)
-        _bump(self.by_channel, channel)
-        sender = _agent_of(env.sender)
-        recipient = _agent_of(env.recipient)
-        owner = env.channel[6:] if env.channel is not None and env.channel.startswith("agent:") else None
+        kind, channel = env.message_type, env.channel
+        if kind == "event" or kind == "status":
+            self._fold()
+            reply = env.recipient is None and "in_reply_to" in env.metadata
+            self._count((kind, channel, env.sender, env.recipient, reply), 1, env.created_at)
+            if channel is not None and channel.startswith("agent:"):
+                self._event(channel[6:], env)
+            return
+        recipient = env.recipient
+        key = (kind, channel, env.sender, recipient, recipient is None and "in_reply_to" in env.metadata)
+        tally = self._tallies.get(key)
+        if tally is None:
+            if len(self._tallies) >= MAX_TALLIES:
+                self._fold()
+            self._tallies[key] = [1, env.created_at]
+        else:
+            tally[0] += 1
+            tally[1] = env.created_at
+
+    def _fold(self) -> None:
+        tallies, self._tallies = self._tallies, {}
+        for key, (count, last) in tallies.items():
+            self._count(key, count, last)
+
+    def _count(self, key: _TallyKey, n: int, last: float) -> None:
+        """Count ``n`` envelopes that share ``key``; the newest was created at ``last``."""
+        kind, channel, sender_address, recipient_address, reply = key
+        shown = channel or "-"
+        _bump(self.by_type, kind, n)
+        _bump(self.by_channel, shown, n)
+        sender = _agent_of(sender_address)
+        recipient = _agent_of(recipient_address)
+        owner = channel[6:] if channel is not None and channel.startswith("agent:") else None
         for agent_id in {a for a in (sender, recipient, owner) if a is not None}:
             stats = self._agent(agent_id)
-            _bump(stats.by_type, env.message_type)
-            _bump(stats.by_channel, channel)
-            stats.last_seen = env.created_at
-            stats.sent += agent_id == sender
-            stats.received += agent_id == recipient
-        if owner is None and env.channel is not None and env.recipient is None and env.message_type != "event":
-            _bump(self.room_replies if "in_reply_to" in env.metadata else self.room_posts, env.channel)
-        if env.message_type in ("event", "status") and owner is not None:
-            self._event(owner, env)
+            _bump(stats.by_type, kind, n)
+            _bump(stats.by_channel, shown, n)
+            stats.last_seen = max(stats.last_seen, last)
+            stats.sent += n * (agent_id == sender)
+            stats.received += n * (agent_id == recipient)
+        if owner is None and channel is not None and recipient_address is None and kind != "event":
+            _bump(self.room_replies if reply else self.room_posts, channel, n)
 
     def _event(self, agent_id: str, env: Envelope) -> None:
         name, data = env.content, env.metadata
@@ -255,6 +293,7 @@ class TelemetryCollector:
 
         The caller validates ``agent_id`` (``PenguinCore.telemetry_summary`` raises for unknown ids).
         """
+        self._fold()
         tools = self._tool_stats(agent_id)
         tool_agents: Mapping[str, Any] = tools.get("agents", {})
         ids = [agent_id] if agent_id is not None else sorted({*self._agent_ids(), *self.agents})
