@@ -151,3 +151,31 @@ async def test_collector_follows_the_core_lifecycle(tmp_path: Path) -> None:
     async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as again:
         # Counters are per process run, like Prometheus counters: a restart starts from zero.
         assert (await again.telemetry_summary()).turns == 0
+
+
+async def test_messages_tallied_between_reads_are_counted_exactly(
+    core: PenguinCore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain messages are tallied and folded later; overflowing the tallies, events in between
+    (an agent removed) and reads in between never change a count."""
+    import penguin.telemetry.collector as collector_module
+    from penguin.bus.envelope import Envelope
+
+    monkeypatch.setattr(collector_module, "MAX_TALLIES", 3)
+    for agent_id in ("a1", "a2", "a3", "a4"):
+        await core.create_agent(agent_id)
+    for round_ in range(3):
+        for n, agent_id in enumerate(("a1", "a2", "a3", "a4")):
+            for _ in range(n + 1):
+                await core.bus.publish(Envelope(id=f"m-{round_}-{agent_id}-{_}", sender="a1", recipient=agent_id,
+                                                content="x", channel="ops"))
+        if round_ == 0:
+            await core.remove_agent("a4")  # its first round's messages go with it
+            await core.create_agent("a4")
+        if round_ == 1:
+            await core.telemetry_summary()  # a read in between folds what is tallied so far
+    summary = await core.telemetry_summary()
+    received = {a: summary.agents[a]["messages"]["by_type"].get("message", 0) for a in ("a1", "a2", "a3", "a4")}
+    # a1 sent all 30 and received its own 3; a4's first round (4) was dropped with it.
+    assert received == {"a1": 30, "a2": 6, "a3": 9, "a4": 8}
+    assert summary.messages["by_channel"]["ops"] == 30
