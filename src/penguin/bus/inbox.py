@@ -48,6 +48,19 @@ ProcessedCheck = Callable[[str, str], Awaitable[str | None]]
 """(agent_id, message_id) → the reply of a turn that already processed that message, or None."""
 
 _RECENT = 10_000
+#: A receipt's transition, built once and run as driver SQL (it runs several times per message).
+_UPDATE_RECEIPT = (
+    sa.update(rcpt_t)
+    .where(rcpt_t.c.message_id == sa.bindparam("b_message_id"), rcpt_t.c.recipient == sa.bindparam("b_recipient"))
+    .values(
+        status=sa.bindparam("b_status"),
+        reason=sa.bindparam("b_reason"),
+        reply_id=sa.bindparam("b_reply_id"),
+        conversation_id=sa.bindparam("b_conversation_id"),
+        turn_id=sa.bindparam("b_turn_id"),
+        updated_at=sa.bindparam("b_updated_at"),
+    )
+)
 MAX_LIST = 1000
 
 
@@ -327,16 +340,14 @@ class Inbox:
             self._remember(receipt)
         else:
             self._receipts[key] = receipt
-        values = {k: getattr(receipt, k) for k in ("reason", "reply_id", "conversation_id", "turn_id", "updated_at")}
-        values["status"] = status.value
-        message_id, recipient = key
+        params = {f"b_{k}": getattr(receipt, k) for k in ("reason", "reply_id", "conversation_id", "turn_id",
+                                                           "updated_at")}
+        params["b_status"] = status.value
+        params["b_message_id"], params["b_recipient"] = key
+        statements = self._writer.statements
 
         def update(conn: sa.Connection) -> None:
-            conn.execute(
-                sa.update(rcpt_t)
-                .where(rcpt_t.c.message_id == message_id, rcpt_t.c.recipient == recipient)
-                .values(**values)
-            )
+            statements.execute(conn, _UPDATE_RECEIPT, params)
 
         self._writer.run(update)
         await self._publish_status(receipt)
