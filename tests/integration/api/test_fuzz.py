@@ -27,7 +27,8 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PenguinServer]:
-    proc = PenguinServer(tmp_path_factory.mktemp("penguin-fuzz")).start()
+    # The access log (off by default) is how the fixture counts the answers and their statuses.
+    proc = PenguinServer(tmp_path_factory.mktemp("penguin-fuzz"), env={"PENGUIN_ACCESS_LOG": "true"}).start()
     yield proc
     proc.stop()
     log = "".join(proc.log)
