@@ -40,6 +40,8 @@ class ScriptedServer:
     def __init__(self, pieces: list[str] | None = None, *, endless: bool = False) -> None:
         self.pieces = pieces or ["Hello", ", ", "world"]
         self.endless = endless
+        #: Fixed answers by the request's last user message (never endless), checked first.
+        self.replies: dict[str, list[str]] = {}
         self.gate: threading.Semaphore | None = None
         self.bodies: list[dict[str, Any]] = []
         self.started = threading.Event()
@@ -48,7 +50,11 @@ class ScriptedServer:
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def _pieces(self) -> Iterator[str]:
+    def _pieces(self, request: dict[str, Any]) -> Iterator[str]:
+        fixed = self.replies.get(last_user(request))
+        if fixed is not None:
+            yield from fixed
+            return
         while True:
             yield from self.pieces
             if not self.endless:
@@ -63,7 +69,7 @@ class ScriptedServer:
         try:
             callback({"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]})
             produced = 0
-            for piece in self._pieces():
+            for piece in self._pieces(request):
                 if self.gate is not None:
                     self.gate.acquire(timeout=5)
                 produced += 1
@@ -227,6 +233,8 @@ async def test_one_decode_at_a_time_and_agents_take_turns(tmp_path: Path) -> Non
 
 async def test_cancelling_stops_the_decode_and_the_queue_moves_on(tmp_path: Path) -> None:
     server = ScriptedServer(["tick "], endless=True)
+    # Set before the queue moves on: the worker may start "next" the moment "go on forever" stops.
+    server.replies["next"] = ["done"]
     model = make_model(tmp_path, server)
     endless = asyncio.create_task(model.complete(ask("go on forever", "alice")))
     assert await asyncio.to_thread(server.started.wait, 5)
@@ -239,8 +247,6 @@ async def test_cancelling_stops_the_decode_and_the_queue_moves_on(tmp_path: Path
         await endless
 
     assert await asyncio.to_thread(server.stopped.wait, 5)
-    server.endless = False
-    server.pieces = ["done"]
     assert (await waiting).text == "done"
 
 
