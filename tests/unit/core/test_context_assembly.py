@@ -1,25 +1,22 @@
 """``ContextAssembler``'s memo never changes what ``assemble`` returns.
 
-``reference`` below is ``assemble`` as it was before the memo (a walk over the whole history on
-every call); every test compares the engine's assembler against it, over the same history lists
-the engine builds.
+``reference`` below is the module's ``assemble``, a walk over the whole history on every call (its
+own behaviour is pinned by the engine and summary tests); every test here compares the engine's
+memoising assembler against it, over the same history lists the engine builds.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from penguin.conversations.context import (
-    _PER_MESSAGE_OVERHEAD,
-    MODEL_VISIBLE,
     ContextAssembler,
-    context_block,
-    estimate_tokens,
-    summary_cutoff,
+)
+from penguin.conversations.context import (
+    assemble as walk_assemble,
 )
 from penguin.conversations.messages import Message
 
@@ -28,49 +25,9 @@ ASSEMBLER = ContextAssembler()
 assemble = ASSEMBLER.assemble
 
 
-def reference(system_prompt: str, history: Sequence[Message], budget_tokens: int) -> list[dict[str, Any]]:
-    remaining = budget_tokens - (len(system_prompt) // 4 + _PER_MESSAGE_OVERHEAD if system_prompt else 0)
-    picked: list[Message] = []
-    summary: Message | None = None
-    cutoff = 0
-    for message in reversed(history):
-        kind = message.message_type
-        if kind not in MODEL_VISIBLE:
-            continue
-        if cutoff and 0 < message.seq <= cutoff:
-            break
-        if kind == "summary" and (covers := summary_cutoff(message)):
-            if summary is None:
-                cost = estimate_tokens(message)
-                if picked and cost > remaining:
-                    break
-                remaining -= cost
-                summary, cutoff = message, covers
-            continue
-        cost = estimate_tokens(message)
-        if picked and cost > remaining:
-            break
-        remaining -= cost
-        picked.append(message)
-    picked.reverse()
-    while len(picked) > 1 and picked[0].role == "tool":
-        picked.pop(0)
-    if picked and picked[0].role == "tool":
-        at = max(i for i, m in enumerate(history) if m is picked[0])
-        while at > 0 and not (history[at].role == "assistant" and history[at].tool_calls):
-            at -= 1
-        picked = [m for m in history[at:] if m.message_type in MODEL_VISIBLE and not summary_cutoff(m)]
-    out: list[dict[str, Any]] = []
-    if system_prompt:
-        out.append({"role": "system", "content": system_prompt})
-    if summary is not None:
-        out.append(summary.wire())
-    for message in picked:
-        meta = message.metadata
-        if meta and message.role == "user" and meta.get("context"):
-            out.append(context_block(meta["context"]))
-        out.append(message.wire())
-    return out
+#: The memo-free walk over the whole history (``context.assemble``): what the engine's assembler
+#: must always agree with.
+reference = walk_assemble
 
 
 def msg(role: str, content: str, seq: int = 0, **fields: Any) -> Message:
