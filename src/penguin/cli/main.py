@@ -6,12 +6,14 @@ import json
 import sys
 from typing import Annotated, Any
 
+import pydantic
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from penguin.agent import PenguinAgent
 from penguin.cli.charter import charter_app
+from penguin.config import Settings
 from penguin.errors import PenguinError
 
 app = typer.Typer(
@@ -144,7 +146,6 @@ def serve(
 ) -> None:
     """Run the HTTP API (REST, WebSocket, /docs). Non-loopback hosts need PENGUIN_API_KEY."""
     from penguin.cli.serve import serve as run_server
-    from penguin.config import Settings
 
     try:
         settings = Settings() if access_log is None else Settings(access_log=access_log)
@@ -173,7 +174,20 @@ def demo(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except pydantic.ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # A bad setting (PENGUIN_* variable, penguin.toml): say which and why, without a traceback.
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            err_console.print(f"[bold red]error:[/] setting {name} ({_env_name(name)}): {error['msg']}")
+        raise SystemExit(2) from None
+
+
+def _env_name(setting: str) -> str:
+    return "PENGUIN_" + setting.upper().replace(".", "__")
 
 
 if __name__ == "__main__":

@@ -141,3 +141,14 @@ def test_penguin_agent_discovers_workspace_charters(tmp_path: Path) -> None:
         charter.parent.mkdir(parents=True)
         charter.write_text("{}")
         assert p.charter_paths == [charter]
+
+
+@pytest.mark.parametrize(("variable", "value"), [("PENGUIN_ACCESS_LOG", "maybe"), ("PENGUIN_PORT", "abc")])
+def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path, variable: str, value: str) -> None:
+    env = {**os.environ, "PENGUIN_DATA_DIR": str(tmp_path), variable: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "penguin.cli.main", "serve", "--port", "1"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert variable in result.stderr and "Traceback" not in result.stderr, result.stderr
