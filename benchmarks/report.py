@@ -173,15 +173,16 @@ def verdicts(rows: list[Row]) -> list[Verdict]:
                 met=None if ratio is None else ratio <= 1.3,
             )
         )
-    row = find("W6", "inproc")
-    per_agent = row.measured.extra.get("rss_kb_per_agent") if row else None
-    out.append(
-        Verdict(
-            target="W6: ≤ 20 KB RSS per idle registered agent",
-            measured=_num(per_agent, 2, " KB"),
-            met=None if per_agent is None else per_agent <= 20,
+    for variant in ("inproc", "rest"):
+        row = find("W6", variant)
+        per_agent = row.measured.extra.get("rss_kb_per_agent") if row else None
+        out.append(
+            Verdict(
+                target=f"W6 {VARIANT_NAMES[variant]}: ≤ 20 KB RSS per idle registered agent",
+                measured=_num(per_agent, 2, " KB"),
+                met=None if per_agent is None else per_agent <= 20,
+            )
         )
-    )
     row = find("W5", "inproc")
     rate = row.measured.extra.get("envelopes_per_s") if row else None
     out.append(

@@ -36,7 +36,7 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
     "W3": ("floor", "aiofloor", "inproc", "rest"),
     "W4": ("floor", "aiofloor", "inproc", "rest"),
     "W5": ("floor", "inproc"),
-    "W6": ("inproc",),
+    "W6": ("inproc", "rest"),
 }
 WORKER_TIMEOUT_S = 300
 #: Runs per variant at full size (best kept): short workloads are repeated more, because a shared
@@ -70,8 +70,10 @@ METHOD = """
   `benchmarks/tool_server.py`, which registers `lookup`; W2: the coordinator's REST route).
   Peak RSS and CPU are the server's.
 - **W5**: one publisher builds envelopes addressed to an agent and yields every 100; one filtered
-  subscriber receives them; the floor is the same on a bare `asyncio.Queue`. **W6**: agents
-  created one by one with `create_agent`; RSS growth after a full collection, per agent.
+  subscriber receives them; the floor is the same on a bare `asyncio.Queue`. The bus is an
+  in-process component (its target is in-process), so W5 has no REST variant. **W6**: agents
+  created one by one with `create_agent`; RSS growth after a full collection, per agent; over
+  REST, `POST /agents` through `PenguinClient` and the server's RSS growth (not collected).
 - Each measurement runs in a fresh process after one untimed warm-up turn (first connection,
   lazy imports); the table shows the fastest of N runs per variant because the machine may be
   shared. `ms added / LLM call` = (wall − floor wall) / LLM calls of the timed part;

@@ -42,16 +42,17 @@ def test_the_smoke_run_completes_with_exact_call_counts_and_every_row(tmp_path: 
             assert row["skipped"] is None, (workload, variant, row["skipped"])
             assert (row["server_calls"], row["llm_calls"]) == (calls, calls), (workload, variant)
             assert row["wall_s"] > 0
-    for key in (("W5", "floor"), ("W5", "inproc"), ("W6", "inproc")):
+    for key in (("W5", "floor"), ("W5", "inproc"), ("W6", "inproc"), ("W6", "rest")):
         assert by_key[key]["skipped"] is None, (key, by_key[key]["skipped"])
         assert by_key[key]["server_calls"] == 0
     assert by_key[("W5", "inproc")]["extra"]["envelopes"] == 5000
-    assert by_key[("W6", "inproc")]["extra"]["agents"] == 500
+    assert by_key[("W6", "inproc")]["extra"]["agents"] == by_key[("W6", "rest")]["extra"]["agents"] == 500
 
     table = out.read_text()
     assert "| workload | variant |" in table
     for workload in ("W1", "W2", "W3", "W4", "W5", "W6"):
         assert f"| {workload} | Penguin in-process |" in table
+    assert "| W6 | Penguin over REST |" in table
     for workload in ("W1", "W2", "W3", "W4"):
         assert f"| {workload} | wire floor |" in table
         assert f"| {workload} | aiohttp wire floor |" in table
