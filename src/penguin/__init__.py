@@ -1,5 +1,6 @@
 """Penguin: a multi-agent orchestration runtime."""
 
+from penguin._version import __version__
 from penguin.agent import PenguinAgent
 from penguin.agents.spec import AgentSpec, ToolPolicy
 from penguin.config import Settings
@@ -33,8 +34,6 @@ from penguin.errors import (
 from penguin.models.base import Model, ModelRequest, ModelResponse, ToolCall, Usage
 from penguin.models.scripted import ScriptedModel, script_reply
 from penguin.tools.base import Tool, ToolContext
-
-__version__ = "0.3.3"
 
 __all__ = [
     "AgentExists",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import Any
 
@@ -139,7 +139,7 @@ class PenguinClient(OrchestrationMethods):
         body = {**options.model_dump(exclude_none=True), "text": text}
         return await self._one(ChatResponse, "POST", "/chat", json=body)
 
-    async def stream_chat(self, text: str, options: ChatOptions | None = None) -> AsyncIterator[ChatEvent]:
+    async def stream_chat(self, text: str, options: ChatOptions | None = None) -> AsyncGenerator[ChatEvent, None]:
         """Send ``text`` and yield the turn's events (server-sent events) as they happen."""
         options = options or ChatOptions()
         body = {**options.model_dump(exclude_none=True), "text": text, "streaming": True}

@@ -31,6 +31,7 @@ from penguin.memory.tools import memory_tools
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
+from penguin.storage.owner import DatabaseLock, DataDirLock
 from penguin.telemetry import TelemetryCollector, TelemetrySummary
 from penguin.tools.approvals import ApprovalBroker, ApprovalRequest
 from penguin.tools.mcp import MCPManager, MCPServerInfo
@@ -54,13 +55,12 @@ class PenguinCore(MessagingSurface):
         self.settings = settings
         self.tenant_id = settings.tenant_id
         settings.ensure_data_dir()
+        #: This process's claim on the data directory (taken by ``start``; see ``storage.owner``).
+        self.owner = DataDirLock(settings.data_dir)
         self.db = Database(settings.resolved_database_url())
+        self._db_owner = None if self.db.is_sqlite else DatabaseLock(self.db.engine)
         self.models = ModelRegistry(settings)
-        self.workspace = Workspace(
-            settings.resolved_workspace_dir(),
-            max_read_bytes=settings.workspace_max_read_bytes,
-            max_write_bytes=settings.workspace_max_write_bytes,
-        )
+        self.workspace = Workspace.from_settings(settings)
         self.approvals = ApprovalBroker()
         self.tools = ToolRegistry(policy=ToolPolicyEnforcer(approvals=self.approvals))
         register_builtin_tools(
@@ -114,9 +114,22 @@ class PenguinCore(MessagingSurface):
     # Lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> PenguinCore:
+        """Claim the data directory, open (and migrate) the database, start every service.
+
+        Raises:
+            DataDirInUse: another process owns the data directory or the PostgreSQL database.
+        """
         if self._started:
             return self
-        await self.db.create_schema()
+        info = self.owner.acquire(role="python")
+        try:
+            await self.db.create_schema()
+            if self._db_owner is not None:
+                await self._db_owner.acquire(info)
+        except BaseException:
+            await self.db.aclose()
+            self.owner.release()
+            raise
         await self._start_bus()
         self.telemetry.start()
         await self.memory.start()
@@ -140,7 +153,16 @@ class PenguinCore(MessagingSurface):
         await self.mcp.aclose()
         await self.models.aclose()
         await self.memory.aclose()
+        if self._db_owner is not None:
+            await self._db_owner.release()
         await self.db.aclose()
+        self.owner.release()
+
+    async def advertise(self, url: str) -> None:
+        """Record where this core's API listens, so local CLI commands become its clients."""
+        self.owner.advertise(url)
+        if self._db_owner is not None and self.owner.info is not None:
+            await self._db_owner.advertise(self.owner.info)
 
     async def __aenter__(self) -> PenguinCore:
         return await self.start()

@@ -15,6 +15,7 @@ CLI) can translate them once, from a single table::
     │   ├── TaskNotFound          404
     │   ├── NotFound              404, anything else addressed by id
     │   ├── Conflict              409, a state transition that is not allowed now
+    │   │   └── DataDirInUse      another process owns the data directory (names it)
     │   └── PayloadTooLarge       413
     └── RuntimeFailure            Penguin or a dependency failed while doing valid work
         ├── ModelError            the model provider failed (status, provider, message)
@@ -122,6 +123,13 @@ class AgentExists(Conflict):
     title = "Agent already exists"
 
 
+class DataDirInUse(Conflict):
+    """Another process owns the data directory; ``owner_pid`` and ``owner_url`` name it."""
+
+    code = "data-dir-in-use"
+    title = "Data directory in use"
+
+
 class PayloadTooLarge(UserError):
     status = 413
     code = "payload-too-large"
@@ -199,6 +207,7 @@ __all__ = [
     "CheckpointNotFound",
     "Conflict",
     "ConversationNotFound",
+    "DataDirInUse",
     "InvalidAgentId",
     "InvalidModelString",
     "ModelError",

@@ -57,6 +57,7 @@ def create_app(
     shutdown_grace: float = 30.0,
     ws_send_queue: int = 1024,
     ws_max_inflight: int = 64,
+    stop_core: bool | None = None,
 ) -> FastAPI:
     """Build the API app.
 
@@ -70,8 +71,9 @@ def create_app(
         ws_send_queue: events buffered per WebSocket connection before a slow client is
             disconnected.
         ws_max_inflight: concurrent chats per WebSocket connection.
+        stop_core: stop the core when the app shuts down (default: only a core the app made).
     """
-    owns_core = core is None
+    owns_core = core is None if stop_core is None else stop_core
     if core is None:
         core = PenguinCore(settings)
     state = ApiState(

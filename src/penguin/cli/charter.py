@@ -1,7 +1,8 @@
 """``penguin charter show|lint``: read and check the workspace's ``context/TASK_CHARTER.md``.
 
-Both commands open an in-process ``PenguinCore`` (settings from ``PENGUIN_*`` and ``penguin.toml``)
-and call the same ``charter_get`` / ``charter_lint`` methods as every other surface.
+Both commands only read files, so they run whether or not a server owns the data directory: they
+open the configured workspace (settings from ``PENGUIN_*`` and ``penguin.toml``) read-only with the
+same ``CharterFiles`` and ``lint`` as ``PenguinCore.charter_get`` / ``charter_lint``.
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from penguin.charter import Charter, Problem, render
-from penguin.core import PenguinCore
+from penguin.charter import Charter, CharterFiles, Problem, lint, render
+from penguin.config import Settings
 from penguin.errors import PenguinError
+from penguin.tools.sandbox import Workspace
 
 charter_app = typer.Typer(help="Show and lint the task charter (context/TASK_CHARTER.md).", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _workspace() -> Workspace:
+    return Workspace.from_settings(Settings())
 
 
 async def _get() -> Charter:
-    async with PenguinCore() as core:
-        return await core.charter_get()
+    return await CharterFiles(_workspace()).get()
 
 
 async def _lint() -> list[Problem]:
-    async with PenguinCore() as core:
-        return await core.charter_lint()
+    workspace = _workspace()
+    return lint(await CharterFiles(workspace).get(), workspace=workspace)
 
 
 def _fail(exc: PenguinError) -> None:

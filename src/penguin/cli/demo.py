@@ -12,12 +12,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
 from penguin.api_client import ChatOptions, PenguinClient
-from penguin.cli.serve import build_server
+from penguin.cli.serve import launch
 from penguin.config import Settings
 
 #: Short replies keep the offline demo quick on two cores.
@@ -50,17 +49,6 @@ PERSONAS = (
         "Write the changelog entry for a fix to the CSV export button.",
     ),
 )
-
-
-async def _wait_started(server: uvicorn.Server, serve_task: asyncio.Task[None], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes startup only as a flag
-        if serve_task.done():
-            serve_task.result()
-            raise RuntimeError("the server stopped before it started (is the port already in use?)")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start within {timeout:.0f} s")
-        await asyncio.sleep(0.05)
 
 
 async def run_scenario(client: PenguinClient, console: Console) -> None:
@@ -120,28 +108,29 @@ async def run_scenario(client: PenguinClient, console: Console) -> None:
     console.print(summary)
 
 
-async def demo(host: str, port: int, *, exit_after: bool, console: Console) -> None:
+def demo(host: str, port: int, *, exit_after: bool, console: Console) -> None:
+    """Serve on ``host:port`` and run the scenario against it; keep serving unless ``exit_after``.
+
+    Raises:
+        DataDirInUse, PortInUse, InsecureBind: before anything starts.
+    """
     settings = Settings()
-    server = build_server(host, port, settings=settings, log_level="warning", shutdown_grace=5)
-    url = f"http://{host}:{port}"
+    ready = launch(host, port, settings=settings, role="demo", log_level="warning", shutdown_grace=5)
     console.print(f"[bold]Penguin demo[/] · data in {settings.data_dir.resolve()} · "
                   f"model {settings.resolved_default_model()}")
-    console.print(f"starting the server on {url} ...")
-    serve_task = asyncio.create_task(server.serve())
-    try:
-        await _wait_started(server, serve_task, timeout=60)
+    console.print(f"starting the server on {ready.url} ...")
+
+    async def scenario() -> None:
         began = time.perf_counter()
-        async with PenguinClient(base_url=url, api_key=settings.api_key, timeout=600) as client:
+        async with PenguinClient(base_url=ready.url, api_key=settings.api_key, timeout=600) as client:
             await run_scenario(client, console)
         console.print(f"\n[bold green]demo finished in {time.perf_counter() - began:.1f} s[/]")
-        console.print(f"Penguin is running at [bold]{url}[/] · API docs {url}/docs · "
-                      f"try: curl {url}/api/v1/agents")
+        console.print(f"Penguin is running at [bold]{ready.url}[/] · API docs {ready.url}/docs · "
+                      f"try: curl {ready.url}/api/v1/agents")
         if exit_after:
-            server.should_exit = True
+            ready.server.should_exit = True
         else:
             console.print("Press Ctrl-C to stop.")
-        await serve_task
-    finally:
-        if not serve_task.done():
-            server.should_exit = True
-            await asyncio.wait({serve_task}, timeout=15)
+
+    with asyncio.Runner(loop_factory=ready.server.config.get_loop_factory()) as runner:
+        runner.run(ready.serve(on_ready=scenario))

@@ -1,9 +1,17 @@
-"""The ``penguin`` command line: chat with agents and manage them in-process."""
+"""The ``penguin`` command line: chat with agents, manage them, run the server.
+
+Commands run in-process on the folder's data directory, or, when a server owns that directory
+(or ``--url`` / ``PENGUIN_URL`` names one), as clients of the server (``cli.backend``). Every user
+error is one ``error: ...`` line on stderr and exit status 2; a failure of Penguin or of a
+dependency exits 1.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Annotated, Any
 
 import pydantic
@@ -11,7 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from penguin.agent import PenguinAgent
+from penguin._version import __version__
+from penguin.cli.backend import Backend, open_backend
 from penguin.cli.charter import charter_app
 from penguin.config import Settings
 from penguin.errors import PenguinError
@@ -24,23 +33,65 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(charter_app, name="charter")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(exc: PenguinError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.detail}")
-    raise typer.Exit(2 if exc.status < 500 else 1)
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"penguin {__version__}")
+        raise typer.Exit()
 
 
-def _open(model: str | None = None) -> PenguinAgent:
-    overrides: dict[str, Any] = {}
-    if model:
-        overrides["model"] = model
-    return PenguinAgent(**overrides)
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", envvar="PENGUIN_URL",
+                     help="Talk to the Penguin server at this URL (default: the server that owns this "
+                          "folder's data directory, else run in-process)."),
+    ] = None,
+    _show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = {"url": url}
+
+
+def fail(detail: str, *, user_error: bool = True) -> None:
+    """Print one error line and exit: 2 for a user error, 1 for a failure."""
+    err_console.print(f"[bold red]error:[/] {detail}", highlight=False)
+    raise typer.Exit(2 if user_error else 1)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Translate Penguin's errors, local or from the API, into one line and an exit status."""
+    from penguin.api.client_base import APIConnectionError, PenguinAPIError
+
+    try:
+        yield
+    except PenguinError as exc:
+        fail(exc.detail, user_error=exc.status < 500)
+    except APIConnectionError as exc:
+        fail(f"the server did not answer: {exc.detail}", user_error=False)
+    except PenguinAPIError as exc:
+        fail(exc.detail, user_error=exc.status is not None and exc.status < 500)
+
+
+@contextmanager
+def _backend(ctx: typer.Context) -> Iterator[Backend]:
+    with _errors():
+        backend = open_backend((ctx.obj or {}).get("url"), Settings())
+        try:
+            yield backend
+        finally:
+            backend.close()
 
 
 @app.command()
 def chat(
+    ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="The message to send.")],
     agent: Annotated[str | None, typer.Option("--agent", "-a", help="Agent id (default: the default persona).")] = None,
     conversation: Annotated[str | None, typer.Option("--conversation", "-c", help="Conversation id.")] = None,
@@ -48,87 +99,76 @@ def chat(
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the reply as it is produced.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
 ) -> None:
-    """Send one message to an agent, in-process, and print the reply."""
-    try:
-        with _open() as penguin:
-            if stream and not as_json:
-                for event in penguin.stream(text, agent_id=agent, conversation_id=conversation, model=model):
-                    if event.type == "delta":
-                        sys.stdout.write(event.data["text"])
-                        sys.stdout.flush()
-                    elif event.type == "tool_call":
-                        err_console.print(f"[dim]→ {event.data['name']}({event.data['arguments']})[/]")
-                    elif event.type == "error":
-                        err_console.print(f"[bold red]error:[/] {event.data.get('detail')}")
-                        raise typer.Exit(1)
-                sys.stdout.write("\n")
-                return
-            result = penguin.chat(text, agent_id=agent, conversation_id=conversation, model=model)
+    """Send one message to an agent and print the reply."""
+    with _backend(ctx) as backend:
+        if not stream or as_json:
+            result = backend.chat(text, agent_id=agent, conversation_id=conversation, model=model)
             if as_json:
-                console.print_json(json.dumps(result.to_dict()))
+                console.print_json(json.dumps(result))
             else:
-                console.print(result.text, markup=False, highlight=False)
-    except PenguinError as exc:
-        _fail(exc)
+                console.print(result["response"], markup=False, highlight=False)
+            return
+        for item in backend.stream(text, agent_id=agent, conversation_id=conversation, model=model):
+            if item.type == "delta":
+                sys.stdout.write(item.data["text"])
+                sys.stdout.flush()
+            elif item.type == "tool_call":
+                err_console.print(f"[dim]→ {item.data['name']}({item.data['arguments']})[/]", highlight=False)
+            elif item.type == "error":
+                sys.stdout.write("\n")
+                fail(str(item.data.get("detail")), user_error=int(item.data.get("status", 500)) < 500)
+        sys.stdout.write("\n")
 
 
 @agent_app.command("list")
-def agent_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def agent_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List every agent."""
-    with _open() as penguin:
-        specs = penguin.list_agents()
-        default_model = penguin.core.settings.resolved_default_model()
+    with _backend(ctx) as backend:
+        agents = backend.list_agents()
+        default_model = backend.default_model()
     if as_json:
-        console.print_json(json.dumps([s.to_dict() for s in specs]))
+        console.print_json(json.dumps(agents))
         return
     table = Table("agent_id", "model", "roles", "paused", "parent")
-    for s in specs:
+    for a in agents:
         table.add_row(
-            s.agent_id,
-            s.model or f"{default_model} (default)",
-            ", ".join(s.roles),
-            "yes" if s.paused else "",
-            s.parent_id or "",
+            a["agent_id"],
+            a["model"] or (f"{default_model} (default)" if default_model else "(server default)"),
+            ", ".join(a["roles"]),
+            "yes" if a["paused"] else "",
+            a["parent_id"] or "",
         )
     console.print(table)
 
 
 @agent_app.command("create")
 def agent_create(
+    ctx: typer.Context,
     agent_id: Annotated[str, typer.Argument(help="1-64 chars of A-Z a-z 0-9 _ -")],
     persona: Annotated[str, typer.Option("--persona", "-p", help="System prompt.")] = "",
     model: Annotated[str | None, typer.Option("--model", "-m", help="provider:model")] = None,
     role: Annotated[list[str] | None, typer.Option("--role", "-r", help="A role (repeatable).")] = None,
 ) -> None:
     """Create an agent."""
-    try:
-        with _open() as penguin:
-            spec = penguin.create_agent(agent_id, system_prompt=persona, model=model, roles=role or [])
-        console.print_json(json.dumps(spec.to_dict()))
-    except PenguinError as exc:
-        _fail(exc)
+    with _backend(ctx) as backend:
+        spec = backend.create_agent(agent_id, system_prompt=persona, model=model, roles=role or [])
+    console.print_json(json.dumps(spec))
 
 
 @agent_app.command("show")
-def agent_show(agent_id: str) -> None:
+def agent_show(ctx: typer.Context, agent_id: str) -> None:
     """Show one agent's settings."""
-    try:
-        with _open() as penguin:
-            spec = penguin.get_agent(agent_id)
-        console.print_json(json.dumps(spec.to_dict()))
-    except PenguinError as exc:
-        _fail(exc)
+    with _backend(ctx) as backend:
+        spec = backend.get_agent(agent_id)
+    console.print_json(json.dumps(spec))
 
 
 @agent_app.command("remove")
-def agent_remove(agent_id: str) -> None:
+def agent_remove(ctx: typer.Context, agent_id: str) -> None:
     """Remove an agent (its conversations stay in the database)."""
-    try:
-        with _open() as penguin:
-            penguin.remove_agent(agent_id)
-        console.print(f"removed {agent_id}")
-    except PenguinError as exc:
-        _fail(exc)
+    with _backend(ctx) as backend:
+        backend.remove_agent(agent_id)
+    console.print(f"removed {agent_id}")
 
 
 @app.command()
@@ -147,11 +187,9 @@ def serve(
     """Run the HTTP API (REST, WebSocket, /docs). Non-loopback hosts need PENGUIN_API_KEY."""
     from penguin.cli.serve import serve as run_server
 
-    try:
-        settings = Settings() if access_log is None else Settings(access_log=access_log)
-        run_server(host, port, settings=settings)
-    except PenguinError as exc:
-        _fail(exc)
+    overrides: dict[str, Any] = {} if access_log is None else {"access_log": access_log}
+    with _errors():
+        run_server(host, port, settings=Settings(**overrides))
 
 
 @app.command()
@@ -161,16 +199,10 @@ def demo(
     exit_after: Annotated[bool, typer.Option("--exit", help="Stop the server when the scenario is done.")] = False,
 ) -> None:
     """Start the server and run a short offline multi-agent scenario, then keep serving."""
-    import asyncio
-
     from penguin.cli.demo import demo as run_demo
 
-    try:
-        asyncio.run(run_demo(host, port, exit_after=exit_after, console=console))
-    except PenguinError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        pass
+    with _errors(), suppress(KeyboardInterrupt):
+        run_demo(host, port, exit_after=exit_after, console=console)
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from penguin.config import Settings
 from penguin.errors import ToolDenied, ToolError
 
 #: Longest path (in characters) a tool may name.
@@ -107,6 +108,15 @@ class Workspace:
 
     # Path checks -----------------------------------------------------------------------------
 
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Workspace:
+        """The workspace ``settings`` configure (``workspace_dir`` and the read/write limits)."""
+        return cls(
+            settings.resolved_workspace_dir(),
+            max_read_bytes=settings.workspace_max_read_bytes,
+            max_write_bytes=settings.workspace_max_write_bytes,
+        )
     def parts(self, path: str) -> tuple[str, ...]:
         """Check ``path`` lexically and return its components relative to the root.
 
