@@ -29,7 +29,7 @@ os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-PG_DSN = os.environ.get("PENGUIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _pg_admin(sql: str) -> None:

@@ -98,8 +98,9 @@ class PenguinAgent:
 
     # Agents ----------------------------------------------------------------------------------
 
-    def create_agent(self, agent_id: str, **fields: Any) -> AgentSpec:
-        return self._call(self.core.create_agent(agent_id, **fields))
+    def create_agent(self, agent_id: str, *, exist_ok: bool = False, **fields: Any) -> AgentSpec:
+        """Register a persona (``exist_ok=True``: update it when it exists instead of raising)."""
+        return self._call(self.core.create_agent(agent_id, exist_ok=exist_ok, **fields))
 
     def register_persona(
         self, agent_id: str, system_prompt: str, *, with_project_docs: bool = False, **fields: Any

@@ -183,10 +183,12 @@ class PenguinClient(OrchestrationMethods):
 
     # Agents ----------------------------------------------------------------------------------
 
-    async def create_agent(self, agent_id: str, **fields: Any) -> AgentInfo:
+    async def create_agent(self, agent_id: str, *, exist_ok: bool = False, **fields: Any) -> AgentInfo:
         """Create an agent. Fields: system_prompt (or persona), roles, model, model_parameters,
-        context_tokens, tool_policy, parent_id, paused, metadata."""
-        return await self._one(AgentInfo, "POST", "/agents", json={"agent_id": agent_id, **fields})
+        context_tokens, tool_policy, parent_id, paused, metadata. ``exist_ok`` updates an existing
+        agent with the fields instead of raising ``ConflictError``."""
+        return await self._one(AgentInfo, "POST", "/agents", json={"agent_id": agent_id, **fields},
+                               params=query(exist_ok=exist_ok) if exist_ok else None)
 
     async def list_agents(self, role: str | None = None) -> list[AgentInfo]:
         return await self._many(AgentInfo, "/agents", params=query(role=role))

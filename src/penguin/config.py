@@ -8,6 +8,7 @@ conventional names (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from penguin._suggest import did_you_mean
+from penguin.errors import UnknownSetting
 
 
 class Settings(BaseSettings):
@@ -113,6 +117,17 @@ class Settings(BaseSettings):
         "models fall back to an extractive summary).",
     )
 
+    def __init__(self, **values: Any) -> None:
+        """Read the settings; every name given is checked first.
+
+        Raises:
+            UnknownSetting: a keyword argument, a ``PENGUIN_*`` environment variable or a
+                ``penguin.toml`` key that is not a setting (the error names the closest one).
+        """
+        check_setting_names(values, source="keyword argument")
+        _check_environment(os.environ)
+        super().__init__(**values)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -125,7 +140,9 @@ class Settings(BaseSettings):
         toml_file = Path(os.environ.get("PENGUIN_CONFIG", "penguin.toml"))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_file.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+            check_setting_names(toml.toml_data, source=f"key in {toml_file}")
+            sources.append(toml)
         return tuple(sources)
 
     # Derived values -------------------------------------------------------------------------
@@ -158,3 +175,48 @@ class Settings(BaseSettings):
             if out.get(key):
                 out[key] = "***"
         return out
+
+
+#: ``PENGUIN_*`` variables that are not settings: read by the settings loader and the CLI.
+NON_SETTING_VARIABLES = frozenset({"PENGUIN_CONFIG", "PENGUIN_URL"})
+
+
+def _setting_names() -> frozenset[str]:
+    """Every name a setting answers to as a keyword or ``penguin.toml`` key (field names and aliases)."""
+    names = set(Settings.model_fields)
+    for info in Settings.model_fields.values():
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update(str(c) for c in info.validation_alias.choices if str(c).islower())
+    return frozenset(names)
+
+
+def _variable_names() -> frozenset[str]:
+    """Every ``PENGUIN_*`` environment variable that sets something."""
+    names = set(NON_SETTING_VARIABLES)
+    for name, info in Settings.model_fields.items():
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update(str(c) for c in info.validation_alias.choices if str(c).startswith("PENGUIN_"))
+        else:
+            names.add(f"PENGUIN_{name.upper()}")
+    return frozenset(names)
+
+
+def check_setting_names(values: Mapping[str, Any], *, source: str) -> None:
+    """Refuse names that are not settings.
+
+    Raises:
+        UnknownSetting: naming the first unknown name, where it came from and the closest setting.
+    """
+    known = _setting_names()
+    for name in values:
+        if name not in known:
+            raise UnknownSetting(f"unknown setting {name!r} ({source}){did_you_mean(name, known)}", field=name)
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    known = _variable_names()
+    for name in environ:
+        if name.startswith("PENGUIN_") and name not in known:
+            raise UnknownSetting(
+                f"unknown setting {name!r} (environment variable){did_you_mean(name, known)}", field=name
+            )

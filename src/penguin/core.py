@@ -16,14 +16,14 @@ from penguin.agents.runtime import Runtimes
 from penguin.agents.spec import AgentSpec
 from penguin.charter import Charter, CharterFiles, CharterRunResult, CharterWorkflow, Problem, lint
 from penguin.charter.tools import TOOLS as CHARTER_TOOLS
-from penguin.config import Settings
+from penguin.config import Settings, check_setting_names
 from penguin.conversations.messages import Checkpoint, Conversation, Message
 from penguin.conversations.store import ConversationStore
 from penguin.coordination.surface import MessagingSurface
 from penguin.engine.results import ChatResult, EventHook, TurnEvent
 from penguin.engine.tasks import Task, TaskManager
 from penguin.engine.turn import Engine, TurnInput
-from penguin.errors import AgentNotFound, Conflict, PenguinError, ValidationFailed
+from penguin.errors import AgentExists, AgentNotFound, Conflict, PenguinError, ValidationFailed
 from penguin.memory import Memory, MemoryHit, MemoryStats, MemoryStore, Scope, SearchMode, make_embedder
 from penguin.memory.hooks import MemoryHooks
 from penguin.memory.summaries import Compactor
@@ -51,6 +51,7 @@ class PenguinCore(MessagingSurface):
         if settings is None:
             settings = Settings(**overrides)
         elif overrides:
+            check_setting_names(overrides, source="keyword argument")
             settings = settings.model_copy(update=overrides)
         self.settings = settings
         self.tenant_id = settings.tenant_id
@@ -187,10 +188,20 @@ class PenguinCore(MessagingSurface):
 
     # Agents ----------------------------------------------------------------------------------
 
-    async def create_agent(self, agent_id: str, **fields: Any) -> AgentSpec:
+    async def create_agent(self, agent_id: str, *, exist_ok: bool = False, **fields: Any) -> AgentSpec:
         """Register a persona. Fields: system_prompt, roles, model, model_parameters, context_tokens,
-        tool_policy, parent_id, paused, metadata."""
-        return await self.agents.create(agent_id, **fields)
+        tool_policy, parent_id, paused, metadata.
+
+        Args:
+            exist_ok: when ``agent_id`` exists, update it with ``fields`` and return it (an upsert)
+                instead of raising ``AgentExists``.
+        """
+        try:
+            return await self.agents.create(agent_id, **fields)
+        except AgentExists:
+            if not exist_ok:
+                raise
+        return await self.agents.update(agent_id, fields) if fields else self.agents.get(agent_id)
 
     def get_agent(self, agent_id: str) -> AgentSpec:
         return self.agents.get(validate_agent_id(agent_id))
@@ -227,7 +238,7 @@ class PenguinCore(MessagingSurface):
             return spec, False
         if not (create and self.settings.auto_create_agents):
             raise AgentNotFound(
-                f"no agent {agent_id!r} and auto-create is off; create it first (POST /api/v1/agents)",
+                f"no agent {agent_id!r} and auto-create is off; create it first",
                 field="agent_id",
             )
         return await self.agents.ensure(agent_id)

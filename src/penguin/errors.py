@@ -7,6 +7,7 @@ CLI) can translate them once, from a single table::
     ├── UserError                 the caller asked for something invalid (4xx)
     │   ├── InvalidAgentId        422, breaks the id rule
     │   ├── InvalidModelString    422, not "provider:model" or an unknown provider
+    │   ├── UnknownSetting        422, a keyword, PENGUIN_* variable or penguin.toml key that is not a setting
     │   ├── ValidationFailed      422, a field has a bad value
     │   ├── AgentNotFound         404
     │   ├── AgentExists           409
@@ -84,6 +85,13 @@ class InvalidAgentId(ValidationFailed):
 class InvalidModelString(ValidationFailed):
     code = "invalid-model"
     title = "Invalid model string"
+
+
+class UnknownSetting(ValidationFailed):
+    """A settings name (keyword argument, ``PENGUIN_*`` variable, ``penguin.toml`` key) that does not exist."""
+
+    code = "unknown-setting"
+    title = "Unknown setting"
 
 
 class NotFound(UserError):
@@ -221,6 +229,7 @@ __all__ = [
     "ToolDenied",
     "ToolError",
     "TurnCancelled",
+    "UnknownSetting",
     "UserError",
     "ValidationFailed",
 ]

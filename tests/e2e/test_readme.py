@@ -19,13 +19,15 @@ def test_readme_has_samples() -> None:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"sample-{i}" for i in range(len(BLOCKS))])
-def test_readme_sample_runs(block: str, tmp_path: Path) -> None:
+def test_readme_sample_runs_twice_in_one_folder(block: str, tmp_path: Path) -> None:
+    """A reader runs a sample, then runs it again: the second run finds the first one's agents."""
     script = block if block.lstrip().startswith(("from", "import")) else "from penguin import PenguinAgent\n" + block
     env = {**os.environ, "PENGUIN_DATA_DIR": str(tmp_path / "data")}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    if "Summarize the latest tickets" in block:
-        assert out.stdout.startswith("Summarize the latest tickets\n")  # scripted:echo answers with the text
-    if "wait_receipt" in block:
-        assert "processed" in out.stdout.splitlines()
+    for run in (1, 2):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                             cwd=tmp_path)
+        assert out.returncode == 0, f"run {run}: {out.stderr[-3000:]}"
+        if "Summarize the latest tickets" in block:
+            assert out.stdout.startswith("Summarize the latest tickets\n")  # scripted:echo answers with the text
+        if "wait_receipt" in block:
+            assert "processed" in out.stdout.splitlines()

@@ -62,7 +62,7 @@ class AgentRegistry:
         spec = self._specs.get(agent_id)
         if spec is None:
             validate_agent_id(agent_id)
-            raise AgentNotFound(f"no agent {agent_id!r}; create it first (POST /api/v1/agents)", field="agent_id")
+            raise AgentNotFound(f"no agent {agent_id!r}; create it first", field="agent_id")
         return spec
 
     def find(self, agent_id: str) -> AgentSpec | None:
@@ -92,7 +92,10 @@ class AgentRegistry:
         spec = AgentSpec(agent_id=agent_id, tenant_id=self._tenant, **values)
         async with self._lock:
             if agent_id in self._specs:
-                raise AgentExists(f"agent {agent_id!r} already exists; use PATCH to change it", field="agent_id")
+                raise AgentExists(
+                    f"agent {agent_id!r} already exists; update it instead, or create it with exist_ok",
+                    field="agent_id",
+                )
             now = time.time()
             row = {
                 "agent_id": agent_id,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from penguin._suggest import did_you_mean
 from penguin.errors import ValidationFailed
 from penguin.naming import DEFAULT_TENANT, validate_agent_id
 
@@ -56,7 +57,8 @@ class ToolPolicy:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValidationFailed(
-                f"unknown tool policy field(s) {unknown}; known: {sorted(known)}", field="tool_policy"
+                f"unknown tool policy field(s) {unknown}{did_you_mean(unknown[0], known)} (known: {sorted(known)})",
+                field="tool_policy",
             )
         values = dict(data)
         for key in ("allow", "deny", "require_approval"):
@@ -182,7 +184,10 @@ def check_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in changes.items():
         if key not in EDITABLE_FIELDS:
-            raise ValidationFailed(f"unknown agent field {key!r}; editable: {list(EDITABLE_FIELDS)}", field=key)
+            raise ValidationFailed(
+                f"unknown agent field {key!r}{did_you_mean(key, EDITABLE_FIELDS)} (editable: {list(EDITABLE_FIELDS)})",
+                field=key,
+            )
         if key == "system_prompt":
             if not isinstance(value, str) or len(value) > 100_000:
                 raise ValidationFailed("system_prompt must be a string of at most 100000 chars", field=key)

@@ -47,6 +47,7 @@ from penguin.errors import (
     ToolDenied,
     ToolError,
     TurnCancelled,
+    UnknownSetting,
     UserError,
     ValidationFailed,
 )
@@ -106,6 +107,7 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     ValidationFailed: 422,
     InvalidAgentId: 422,
     InvalidModelString: 422,
+    UnknownSetting: 422,
     RuntimeFailure: 500,
     InternalError: 500,
     ToolError: 500,

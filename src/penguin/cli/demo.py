@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from penguin.api_client import ChatOptions, PenguinClient
+from penguin.api_client import ChatOptions, ConflictError, PenguinClient
 from penguin.cli.serve import launch
 from penguin.config import Settings
 
@@ -56,12 +56,8 @@ async def run_scenario(client: PenguinClient, console: Console) -> None:
     health = await client.health()
     console.print(f"[bold]server healthy[/] · Penguin {health.version}")
     for p in PERSONAS:
-        if p.agent_id in {a.agent_id for a in await client.list_agents()}:
-            await client.update_agent(p.agent_id, system_prompt=p.system_prompt, model_parameters=REPLY_PARAMETERS,
-                                      tool_policy=NO_TOOLS)
-        else:
-            await client.create_agent(p.agent_id, system_prompt=p.system_prompt, model_parameters=REPLY_PARAMETERS,
-                                      tool_policy=NO_TOOLS)
+        await client.create_agent(p.agent_id, exist_ok=True, system_prompt=p.system_prompt,
+                                  model_parameters=REPLY_PARAMETERS, tool_policy=NO_TOOLS)
         console.print(f"  persona [green]{p.agent_id}[/] ready")
 
     console.print("\n[bold]1. Three personas answer at once, each in its own conversation[/]")
@@ -86,11 +82,15 @@ async def run_scenario(client: PenguinClient, console: Console) -> None:
     console.print(f"  [green]support[/] ({follow.conversation_id}): {str(follow).strip()}")
 
     console.print("\n[bold]3. engineering spawns a sub-agent and delegates to it[/]")
-    child = await client.spawn_agent(
-        "engineering", child_id="engineering-tester",
-        system_prompt="You are a QA engineer. Answer with a short numbered list of at most three steps.",
-    )
-    console.print(f"  spawned [green]{child.agent_id}[/] (parent {child.parent_id})")
+    try:
+        child = await client.spawn_agent(
+            "engineering", child_id="engineering-tester",
+            system_prompt="You are a QA engineer. Answer with a short numbered list of at most three steps.",
+        )
+        console.print(f"  spawned [green]{child.agent_id}[/] (parent {child.parent_id})")
+    except ConflictError:  # a previous demo in this folder spawned it
+        child = await client.get_agent("engineering-tester")
+        console.print(f"  [green]{child.agent_id}[/] (parent {child.parent_id}) is still there from the last demo")
     delegation = await client.delegate(
         "engineering", child.agent_id, "Write a test plan for the CSV export button fix.", wait=True, timeout=300,
         max_iterations=1,

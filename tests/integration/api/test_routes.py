@@ -230,3 +230,18 @@ async def test_tasks(http: httpx.AsyncClient) -> None:
     assert all(t["agent_id"] == agent_id for t in mine)
     everyone = (await http.get(f"{API}/tasks")).json()
     assert {task["id"], by_role["id"]} <= {t["id"] for t in everyone}
+
+
+async def test_create_agent_with_exist_ok_upserts(http: httpx.AsyncClient) -> None:
+    agent = unique("upsert")
+    created = await http.post(f"{API}/agents", json={"agent_id": agent, "system_prompt": "v1"})
+    assert created.status_code == 201
+    taken = await http.post(f"{API}/agents", json={"agent_id": agent, "system_prompt": "v2"})
+    assert taken.status_code == 409 and "exist_ok" in taken.json()["detail"]
+    upserted = await http.post(f"{API}/agents", params={"exist_ok": "true"},
+                               json={"agent_id": agent, "system_prompt": "v2"})
+    assert upserted.status_code == 201
+    assert upserted.json()["system_prompt"] == "v2"
+    assert upserted.json()["created_at"] == created.json()["created_at"]
+    bad = await http.post(f"{API}/agents", params={"exist_ok": "maybe"}, json={"agent_id": agent})
+    assert bad.status_code == 422

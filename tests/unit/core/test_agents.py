@@ -116,3 +116,17 @@ async def test_tenants_share_a_database_without_colliding(tmp_path: Path, databa
     async with PenguinCore(data_dir=tmp_path, database_url=database_url, model="scripted:echo", tenant_id="acme") as a:
         assert a.get_agent("support").system_prompt == "acme support"
         assert [m.content for m in await a.history("support")] == ["hello from acme"] * 2
+
+
+async def test_create_with_exist_ok_is_an_upsert(core: PenguinCore) -> None:
+    first = await core.create_agent("upsert", system_prompt="v1", roles=["writer"])
+    with pytest.raises(AgentExists) as taken:
+        await core.create_agent("upsert", system_prompt="v2")
+    assert "PATCH" not in taken.value.detail and "exist_ok" in taken.value.detail
+    again = await core.create_agent("upsert", exist_ok=True, system_prompt="v2")
+    assert (again.system_prompt, again.roles, again.created_at) == ("v2", ("writer",), first.created_at)
+    assert await core.create_agent("upsert", exist_ok=True) == again  # no fields: returned as it is
+    fresh = await core.create_agent("brand-new", exist_ok=True, system_prompt="new")
+    assert fresh.system_prompt == "new"
+    with pytest.raises(ValidationFailed, match="did you mean 'system_prompt'"):
+        await core.create_agent("upsert", exist_ok=True, system_promt="typo")

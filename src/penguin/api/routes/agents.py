@@ -40,9 +40,15 @@ async def list_agents(
 
 
 @router.post("", response_model=AgentInfo, status_code=201, summary="Create an agent", responses=problems(404, 409))
-async def create_agent(body: AgentCreate, api: Api) -> dict[str, Any]:
-    """Register a persona; 409 if the id is taken (use PATCH to change it)."""
-    return _info(await api.core.create_agent(body.agent_id, **body.changes()))
+async def create_agent(
+    body: AgentCreate,
+    api: Api,
+    exist_ok: Annotated[
+        bool, Query(description="When the id is taken, update that agent with the given fields instead of a 409.")
+    ] = False,
+) -> dict[str, Any]:
+    """Register a persona; 409 if the id is taken (PATCH changes an agent; `?exist_ok=true` upserts)."""
+    return _info(await api.core.create_agent(body.agent_id, exist_ok=exist_ok, **body.changes()))
 
 
 @router.get("/{agent_id}", response_model=AgentInfo, summary="Get an agent", responses=problems(404))
