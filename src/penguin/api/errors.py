@@ -35,6 +35,7 @@ from penguin.errors import (
     ConversationNotFound,
     InvalidAgentId,
     InvalidModelString,
+    ModelCacheUnwritable,
     ModelError,
     ModelNotInstalled,
     NotFound,
@@ -113,6 +114,7 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     QuotaExceeded: 429,
     ModelError: 502,
     ModelNotInstalled: 503,
+    ModelCacheUnwritable: 503,
     ServerShuttingDown: 503,
 }
 

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from penguin.api_client import ChatOptions, PenguinClient
+from penguin.cli.progress import prepare_core_model
 from penguin.cli.serve import build_server
 from penguin.config import Settings
+from penguin.core import PenguinCore
 
 #: Short replies keep the offline demo quick on two cores.
 REPLY_PARAMETERS = {"max_tokens": 80, "temperature": 0.2}
@@ -122,7 +124,8 @@ async def run_scenario(client: PenguinClient, console: Console) -> None:
 
 async def demo(host: str, port: int, *, exit_after: bool, console: Console) -> None:
     settings = Settings()
-    server = build_server(host, port, settings=settings, log_level="warning", shutdown_grace=5)
+    core = PenguinCore(settings)  # ours, not the app's: the model is prepared on it before the scenario
+    server = build_server(host, port, core=core, log_level="warning", shutdown_grace=5)
     url = f"http://{host}:{port}"
     console.print(f"[bold]Penguin demo[/] · data in {settings.data_dir.resolve()} · "
                   f"model {settings.resolved_default_model()}")
@@ -130,6 +133,7 @@ async def demo(host: str, port: int, *, exit_after: bool, console: Console) -> N
     serve_task = asyncio.create_task(server.serve())
     try:
         await _wait_started(server, serve_task, timeout=60)
+        await prepare_core_model(core, console)  # local weights: a progress bar, then a spinner
         began = time.perf_counter()
         async with PenguinClient(base_url=url, api_key=settings.api_key, timeout=600) as client:
             await run_scenario(client, console)
@@ -145,3 +149,4 @@ async def demo(host: str, port: int, *, exit_after: bool, console: Console) -> N
         if not serve_task.done():
             server.should_exit = True
             await asyncio.wait({serve_task}, timeout=15)
+        await core.stop()

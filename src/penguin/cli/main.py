@@ -13,6 +13,7 @@ from rich.table import Table
 
 from penguin.agent import PenguinAgent
 from penguin.cli.charter import charter_app
+from penguin.cli.progress import prepare_model
 from penguin.config import Settings
 from penguin.errors import PenguinError
 
@@ -51,6 +52,7 @@ def chat(
     """Send one message to an agent, in-process, and print the reply."""
     try:
         with _open() as penguin:
+            prepare_model(penguin, err_console, model=model, agent_id=agent)  # local weights: bar, then spinner
             if stream and not as_json:
                 for event in penguin.stream(text, agent_id=agent, conversation_id=conversation, model=model):
                     if event.type == "delta":

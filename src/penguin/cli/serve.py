@@ -13,14 +13,18 @@ stops the core.
 
 from __future__ import annotations
 
+import copy
 import gc
 import ipaddress
 import socket
+from typing import Any
 
 import uvicorn
+import uvicorn.config
 
 from penguin.api.app import create_app
 from penguin.config import Settings
+from penguin.core import PenguinCore
 from penguin.errors import UserError
 
 
@@ -65,25 +69,36 @@ def build_server(
     port: int | None = None,
     *,
     settings: Settings | None = None,
+    core: PenguinCore | None = None,
     shutdown_grace: float = 30.0,
     log_level: str = "info",
+    log_config: dict[str, Any] | None = None,
 ) -> uvicorn.Server:
     """A configured uvicorn server for the API (not started).
+
+    Args:
+        host, port: where to listen (default: ``settings.host``/``settings.port``).
+        settings: used when ``core`` is None (default: from the environment).
+        core: the core to serve; its owner stops it (default: a new one, owned by the app).
+        shutdown_grace: seconds in-flight requests and turns get on shutdown.
+        log_level: uvicorn's level.
+        log_config: ``logging.config.dictConfig`` input (default: uvicorn's own).
 
     Raises:
         InsecureBind: non-loopback ``host`` without an API key.
     """
-    settings = settings or Settings()
+    settings = core.settings if core is not None else settings or Settings()
     host = host or settings.host
     port = settings.port if port is None else port
     check_bind(host, settings)
-    app = create_app(settings=settings, shutdown_grace=shutdown_grace)
+    app = create_app(core, settings=settings, shutdown_grace=shutdown_grace)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         lifespan="on",
         log_level=log_level,
+        log_config=log_config if log_config is not None else uvicorn.config.LOGGING_CONFIG,
         access_log=settings.access_log,
         ws_max_size=settings.max_body_bytes,
         # Requests get the same grace as turns; the lifespan then drains what is left.
@@ -106,9 +121,28 @@ def serve(
     Raises:
         InsecureBind: non-loopback ``host`` without an API key.
     """
-    server = build_server(host, port, settings=settings, shutdown_grace=shutdown_grace, log_level=log_level)
+    server = build_server(
+        host,
+        port,
+        settings=settings,
+        shutdown_grace=shutdown_grace,
+        log_level=log_level,
+        log_config=log_config_with_penguin(log_level),
+    )
     freeze_startup_heap()
     server.run()
+
+
+def log_config_with_penguin(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging config, with Penguin's own loggers (``penguin.*``) printed the same way.
+
+    Without it Penguin's INFO lines (the local model being assembled, loaded, ready) would go
+    nowhere: uvicorn configures only its own loggers.
+    """
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    level = uvicorn.config.LOG_LEVELS.get(log_level.lower(), uvicorn.config.LOG_LEVELS["info"])
+    config["loggers"]["penguin"] = {"handlers": ["default"], "level": level, "propagate": False}
+    return config
 
 
 def freeze_startup_heap() -> None:
@@ -121,4 +155,12 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-__all__ = ["InsecureBind", "build_server", "check_bind", "freeze_startup_heap", "is_loopback", "serve"]
+__all__ = [
+    "InsecureBind",
+    "build_server",
+    "check_bind",
+    "freeze_startup_heap",
+    "is_loopback",
+    "log_config_with_penguin",
+    "serve",
+]
