@@ -269,7 +269,7 @@ def _sidecar(target: Path) -> Path:
 def _verified(target: Path, weights: BundledWeights) -> bool:
     try:
         stat = target.stat()
-    except FileNotFoundError:
+    except OSError:  # missing, or its directory is missing, not a directory or not readable
         return False
     if stat.st_size != weights.size:
         return False
