@@ -106,6 +106,7 @@ class ModelProgressDisplay:
                 f"[dim]assembled the bundled model into {event.path.parent} "
                 f"({megabytes(event.total_bytes)}, once per machine)[/]",
                 highlight=False,
+                soft_wrap=True,
             )
 
     def _spin(self, text: str) -> None:
@@ -137,7 +138,7 @@ class ModelProgressDisplay:
                 line = f"local model ready in {seconds:.1f} s"
             case _:
                 assert_never(event)
-        self._console.print(line, markup=False, highlight=False)
+        self._console.print(line, markup=False, highlight=False, soft_wrap=True)  # a log line: never wrapped
 
 
 def prepare_model(

@@ -293,6 +293,7 @@ def _write_sidecar(target: Path, sha256: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", suffix=".partial", dir=target.parent)
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), 0o644)
             out.write(orjson.dumps(record))
         os.replace(tmp, sidecar)
     except OSError:

@@ -88,7 +88,7 @@ def test_events_after_close_are_ignored() -> None:
 def test_a_pipe_gets_one_plain_line_per_step() -> None:
     out = io.StringIO()
 
-    with ModelProgressDisplay(Console(file=out, width=200)) as display:
+    with ModelProgressDisplay(Console(file=out, width=40)) as display:
         for event in preparation():
             display(event)
 
@@ -101,7 +101,7 @@ def test_a_pipe_gets_one_plain_line_per_step() -> None:
 
 def test_chat_prepares_the_chosen_model_up_front(tmp_path: Path, gguf: Path) -> None:
     out = io.StringIO()
-    console = Console(file=out, width=500)
+    console = Console(file=out, width=40)  # narrower than a line: plain lines are never wrapped
     with PenguinAgent(data_dir=tmp_path / "data", model="scripted:echo") as penguin:
         penguin.core.models.register("local:tiny", LocalModel(str(gguf), penguin.core.settings, loader=FakeLoader()))
 
