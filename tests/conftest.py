@@ -28,6 +28,27 @@ os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
 os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The model cache belongs to the machine (~/.cache/penguin/models, or the developer's
+# PENGUIN_MODELS_DIR). Tests get a private one for the session, so nothing a test assembles lands
+# there; the tests that load the real bundled model ask for the machine's (`machine_models_dir`),
+# so it is assembled once per machine, not once per run.
+_MACHINE_MODELS_DIR = os.environ.pop("PENGUIN_MODELS_DIR", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    os.environ["PENGUIN_MODELS_DIR"] = str(tmp_path_factory.mktemp("models"))
+    yield
+    os.environ.pop("PENGUIN_MODELS_DIR", None)
+
+
+@pytest.fixture(scope="session")
+def machine_models_dir() -> Path:
+    """The machine's model cache, shared with `penguin chat` (the real bundled model is ~490 MB)."""
+    from penguin.config import Settings
+
+    return Settings(models_dir=_MACHINE_MODELS_DIR).resolved_models_dir()
+
 
 PG_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -23,6 +23,7 @@ from penguin.conversations.messages import Checkpoint, Conversation, Message
 from penguin.core import PenguinCore
 from penguin.engine.results import ChatResult, TurnEvent
 from penguin.engine.tasks import Task
+from penguin.models.progress import ModelProgress
 
 T = TypeVar("T")
 
@@ -139,6 +140,13 @@ class PenguinAgent:
         return self._call(run())
 
     # Chat ------------------------------------------------------------------------------------
+
+    def prepare_model(
+        self, model: str | None = None, *, agent_id: str | None = None, progress: ModelProgress | None = None
+    ) -> str:
+        """Load the model a chat would use now (local weights: assembled once per machine, then
+        loaded), reporting to ``progress``; options as ``PenguinCore.prepare_model``."""
+        return self._call(self.core.prepare_model(model, agent_id=agent_id, progress=progress))
 
     def chat(self, text: str, agent_id: str | None = None, **options: Any) -> ChatResult:
         """One turn; options as ``PenguinCore.chat`` (conversation_id, context, model, max_iterations...)."""

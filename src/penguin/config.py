@@ -85,6 +85,12 @@ class Settings(BaseSettings):
 
     # Embedded local model
     local_model_path: Path | None = Field(default=None, description="A GGUF file; default: the bundled one.")
+    models_dir: Path | None = Field(
+        default=None,
+        description="Shared cache of model weights, one per machine: the bundled GGUF (~490 MB) is assembled "
+        "here once, whatever the data dir. Default: $XDG_CACHE_HOME/penguin/models, else "
+        "~/.cache/penguin/models.",
+    )
     local_threads: int = Field(default=1, ge=1, le=64)
     local_context: int = Field(default=4096, ge=256)
 
@@ -167,6 +173,17 @@ class Settings(BaseSettings):
 
     def resolved_workspace_dir(self) -> Path:
         return self.workspace_dir if self.workspace_dir is not None else self.data_dir / "workspace"
+
+    def resolved_models_dir(self) -> Path:
+        """The model cache: ``models_dir``, else ``$XDG_CACHE_HOME/penguin/models``, else ``~/.cache/penguin/models``.
+
+        A relative ``XDG_CACHE_HOME`` is ignored, as the XDG base directory spec requires.
+        """
+        if self.models_dir is not None:
+            return self.models_dir.expanduser()
+        xdg_cache = os.environ.get("XDG_CACHE_HOME", "")
+        cache = Path(xdg_cache) if os.path.isabs(xdg_cache) else Path.home() / ".cache"
+        return cache / "penguin" / "models"
 
     def public_dict(self) -> dict[str, Any]:
         """Settings without secrets, for diagnostics."""

@@ -28,6 +28,7 @@ from penguin.memory import Memory, MemoryHit, MemoryStats, MemoryStore, Scope, S
 from penguin.memory.hooks import MemoryHooks
 from penguin.memory.summaries import Compactor
 from penguin.memory.tools import memory_tools
+from penguin.models.progress import LogProgress, ModelProgress
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
@@ -47,7 +48,17 @@ MAX_TEXT_CHARS = 1_000_000
 class PenguinCore(MessagingSurface):
     """Owns every service of one Penguin instance. Use ``async with PenguinCore(...)``."""
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, model_progress: ModelProgress | None = None, **overrides: Any
+    ) -> None:
+        """Build every service; nothing runs until ``start()``.
+
+        Args:
+            settings: default: from the environment.
+            model_progress: hears how local model weights are prepared when a first call loads them
+                (default: ``LogProgress``, INFO lines on the ``penguin.models`` logger).
+            **overrides: settings fields, e.g. ``data_dir=...``, ``model="scripted:echo"``.
+        """
         if settings is None:
             settings = Settings(**overrides)
         elif overrides:
@@ -60,7 +71,7 @@ class PenguinCore(MessagingSurface):
         self.owner = DataDirLock(settings.data_dir)
         self.db = Database(settings.resolved_database_url())
         self._db_owner = None if self.db.is_sqlite else DatabaseLock(self.db.engine)
-        self.models = ModelRegistry(settings)
+        self.models = ModelRegistry(settings, progress=model_progress if model_progress is not None else LogProgress())
         self.workspace = Workspace.from_settings(settings)
         self.approvals = ApprovalBroker()
         self.tools = ToolRegistry(policy=ToolPolicyEnforcer(approvals=self.approvals))
@@ -230,6 +241,33 @@ class PenguinCore(MessagingSurface):
         runtime = self.runtimes.find(agent_id)
         status: dict[str, Any] = runtime.status() if runtime else {"paused": spec.paused, "running": [], "queued": 0}
         return status
+
+    async def prepare_model(
+        self, model: str | None = None, *, agent_id: str | None = None, progress: ModelProgress | None = None
+    ) -> str:
+        """Prepare the model a turn would use now, instead of during that turn; return its string.
+
+        The model is ``model`` when given, else the agent's own, else the default. Only local
+        models have work to do (assemble the bundled weights once per machine, load them).
+
+        Args:
+            model: a ``provider:model`` string, as the ``model`` option of ``chat``.
+            agent_id: the agent whose model to prepare (default: the default agent).
+            progress: hears about this preparation (e.g. a progress bar); default: the core's
+                ``model_progress``.
+
+        Raises:
+            InvalidAgentId, InvalidModelString: bad input.
+            ModelNotInstalled: the local runtime or weights are missing (or the cache is unwritable).
+            ModelError: the weights could not be loaded.
+        """
+        if model is not None:
+            name = self.models.validate(model)
+        else:
+            spec = self.agents.find(DEFAULT_AGENT_ID if agent_id is None else validate_agent_id(agent_id))
+            name = self.engine.model_for(spec) if spec is not None else self.settings.resolved_default_model()
+        await self.models.prepare(name, progress=progress)
+        return name
 
     async def _resolve_agent(self, agent_id: str | None, *, create: bool = True) -> tuple[AgentSpec, bool]:
         agent_id = DEFAULT_AGENT_ID if agent_id is None else validate_agent_id(agent_id)

@@ -21,6 +21,7 @@ CLI) can translate them once, from a single table::
     └── RuntimeFailure            Penguin or a dependency failed while doing valid work
         ├── ModelError            the model provider failed (status, provider, message)
         ├── ModelNotInstalled     the provider's optional dependency is missing (says how to fix)
+        │   └── ModelCacheUnwritable  the model cache cannot be written (names it and PENGUIN_MODELS_DIR)
         ├── TurnCancelled         an in-flight turn was cancelled
         ├── ToolError             a tool failed (returned to the model, not raised to callers)
         │   └── ToolDenied        policy refused the call
@@ -176,6 +177,17 @@ class ModelNotInstalled(RuntimeFailure):
     title = "Model runtime not installed"
 
 
+class ModelCacheUnwritable(ModelNotInstalled):
+    """The shared model cache cannot be created or written, so the bundled weights cannot be set up.
+
+    A ``ModelNotInstalled``: the local model is unavailable until it is fixed, and fallbacks that
+    skip a model which is not installed skip this one too.
+    """
+
+    code = "model-cache-unwritable"
+    title = "Model cache not writable"
+
+
 class TurnCancelled(RuntimeFailure):
     status = 409
     code = "turn-cancelled"
@@ -218,6 +230,7 @@ __all__ = [
     "DataDirInUse",
     "InvalidAgentId",
     "InvalidModelString",
+    "ModelCacheUnwritable",
     "ModelError",
     "ModelNotInstalled",
     "NotFound",

@@ -1,7 +1,8 @@
 """The embedded model, for real: bundled weights assembled, llama.cpp loaded, a chat and a tool call.
 
 CI installs the ``[local]`` extra, so these tests always run there; they take a few seconds each on
-one CPU thread. The weights are assembled once per session into a temporary data dir.
+one CPU thread. The weights are assembled once per machine, into the machine's model cache (the one
+``penguin chat`` uses), and reused by every later run; the data dir is temporary as usual.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -40,13 +42,14 @@ LIST = ToolSchema(
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModel]:
-    local = LocalModel("default", Settings(data_dir=tmp_path_factory.mktemp("penguin-data")))
+def model(tmp_path_factory: pytest.TempPathFactory, machine_models_dir: Path) -> Iterator[LocalModel]:
+    data_dir = tmp_path_factory.mktemp("penguin-data")
+    local = LocalModel("default", Settings(data_dir=data_dir, models_dir=machine_models_dir))
     yield local
     asyncio.run(local.aclose())
 
 
-async def test_bundled_weights_assemble_and_a_chat_completes(model: LocalModel) -> None:
+async def test_bundled_weights_assemble_and_a_chat_completes(model: LocalModel, machine_models_dir: Path) -> None:
     response = await model.complete(
         ModelRequest(
             messages=[
@@ -65,6 +68,7 @@ async def test_bundled_weights_assemble_and_a_chat_completes(model: LocalModel) 
     assert 0 < response.usage.output_tokens <= 32
     assert response.model == "local:default"
     path = model.model_path()
+    assert path.parent == machine_models_dir
     assert path.name == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     assert path.stat().st_size == 491_400_064
     assert path.with_name(path.name + ".sha256").is_file()

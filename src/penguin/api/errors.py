@@ -36,6 +36,7 @@ from penguin.errors import (
     DataDirInUse,
     InvalidAgentId,
     InvalidModelString,
+    ModelCacheUnwritable,
     ModelError,
     ModelNotInstalled,
     NotFound,
@@ -117,6 +118,7 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     QuotaExceeded: 429,
     ModelError: 502,
     ModelNotInstalled: 503,
+    ModelCacheUnwritable: 503,
     ServerShuttingDown: 503,
 }
 

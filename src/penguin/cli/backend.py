@@ -17,6 +17,8 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from rich.console import Console
+
 from penguin.config import Settings
 from penguin.errors import DataDirInUse
 
@@ -55,6 +57,10 @@ class Backend(Protocol):
                model: str | None) -> Iterator[StreamItem]: ...
 
     def default_model(self) -> str | None: ...
+
+    def prepare(self, console: Console, *, model: str | None, agent_id: str | None) -> None:
+        """Get the model a chat would use ready now, showing progress on ``console``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -95,6 +101,11 @@ class LocalBackend:
 
     def default_model(self) -> str | None:
         return self._settings.resolved_default_model()
+
+    def prepare(self, console: Console, *, model: str | None, agent_id: str | None) -> None:
+        from penguin.cli.progress import prepare_model
+
+        prepare_model(self._agent, console, model=model, agent_id=agent_id)  # local weights: bar, then spinner
 
     def close(self) -> None:
         self._agent.close()
@@ -151,6 +162,9 @@ class RemoteBackend:
 
     def default_model(self) -> str | None:
         return None  # the server's own default; it does not say which
+
+    def prepare(self, console: Console, *, model: str | None, agent_id: str | None) -> None:
+        """Nothing to do here: the server prepares its models (and logs it)."""
 
     def close(self) -> None:
         try:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from penguin.api_client import ChatOptions, ConflictError, PenguinClient
+from penguin.cli.progress import prepare_core_model
 from penguin.cli.serve import launch
 from penguin.config import Settings
 
@@ -121,6 +122,7 @@ def demo(host: str, port: int, *, exit_after: bool, console: Console) -> None:
     console.print(f"starting the server on {ready.url} ...")
 
     async def scenario() -> None:
+        await prepare_core_model(ready.core, console)  # local weights: a progress bar, then a spinner
         began = time.perf_counter()
         async with PenguinClient(base_url=ready.url, api_key=settings.api_key, timeout=600) as client:
             await run_scenario(client, console)

@@ -101,6 +101,7 @@ def chat(
 ) -> None:
     """Send one message to an agent and print the reply."""
     with _backend(ctx) as backend:
+        backend.prepare(err_console, model=model, agent_id=agent)
         if not stream or as_json:
             result = backend.chat(text, agent_id=agent, conversation_id=conversation, model=model)
             if as_json:

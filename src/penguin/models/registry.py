@@ -2,7 +2,9 @@
 
 A model instance is built once per distinct string and shared by every agent that names it (one
 loaded local model, one HTTP connection pool per provider). Agents never hold a model object:
-they hold the string, so one agent's model switch cannot change another's.
+they hold the string, so one agent's model switch cannot change another's. Models with work to do
+before their first call (local weights) report it to the ``ModelProgress`` observer the registry
+is built with, or to the one passed to ``prepare``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from penguin.config import Settings
 from penguin.errors import InvalidModelString
 from penguin.models.base import Model
+from penguin.models.progress import LogProgress, ModelProgress, Preparable
 
 MODEL_STRING = re.compile(r"^(?P<provider>[a-z][a-z0-9_-]{0,31}):(?P<model>[^\s]{1,200})$")
 
@@ -77,12 +80,6 @@ def _anthropic(model: str, settings: Settings) -> Model:
     )
 
 
-def _local(model: str, settings: Settings) -> Model:
-    from penguin.models.local import LocalModel
-
-    return LocalModel(model, settings)
-
-
 def _scripted(model: str, settings: Settings) -> Model:
     from penguin.models.scripted import make_scripted
 
@@ -95,12 +92,20 @@ def _scripted(model: str, settings: Settings) -> Model:
 class ModelRegistry:
     """Owns every model instance of one ``PenguinCore``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, progress: ModelProgress | None = None) -> None:
+        """Build nothing yet: each model is built when first named.
+
+        Args:
+            settings: passed to every provider factory.
+            progress: hears about preparations nobody asked for explicitly, e.g. local weights
+                loaded by a first call (default: ``LogProgress``, log lines on ``penguin.models``).
+        """
         self._settings = settings
+        self._progress: ModelProgress = progress if progress is not None else LogProgress()
         self._providers: dict[str, ProviderFactory] = {
             "openai": _openai,
             "anthropic": _anthropic,
-            "local": _local,
+            "local": self._local,
             "scripted": _scripted,
         }
         self._instances: dict[str, Model] = {}
@@ -152,6 +157,27 @@ class ModelRegistry:
         model = factory(ref.model, self._settings)
         self._instances[model_string] = model
         return model
+
+    async def prepare(self, model_string: str, *, progress: ModelProgress | None = None) -> None:
+        """Do the model's first-call work now (local: assemble and load the weights); others: nothing.
+
+        Args:
+            model_string: the model to prepare, as ``provider:model``.
+            progress: hears about this preparation; default: the registry's observer.
+
+        Raises:
+            InvalidModelString: malformed or unknown provider.
+            ModelNotInstalled: the local runtime or weights are missing (or the cache is unwritable).
+            ModelError: the weights could not be loaded.
+        """
+        model = self.get(self.validate(model_string))
+        if isinstance(model, Preparable):
+            await model.load(progress=progress)
+
+    def _local(self, model: str, settings: Settings) -> Model:
+        from penguin.models.local import LocalModel
+
+        return LocalModel(model, settings, progress=self._progress)
 
     async def aclose(self) -> None:
         models = list(self._instances.values())

@@ -133,7 +133,7 @@ def test_a_failed_write_removes_the_partial_file(
     with pytest.raises(OSError, match="No space left"):
         ensure_bundled(fake_weights(), models_dir, parts)
 
-    assert sorted(p.name for p in models_dir.iterdir()) == []
+    assert sorted(p.name for p in models_dir.iterdir()) == ["tiny.gguf.lock"]  # the lock file stays, by design
 
 
 def test_missing_part_distributions_say_how_to_install() -> None:
@@ -190,11 +190,13 @@ async def test_a_partial_file_is_never_loaded(
     # The fake weights name distributions that are not installed: point assembly at the files.
     monkeypatch.setattr(_gguf, "find_parts", lambda weights: parts)
     loader = RecordingLoader()
-    model = LocalModel("default", Settings(data_dir=tmp_path / "data"), weights=fake_weights(), loader=loader)
+    settings = Settings(data_dir=tmp_path / "project", models_dir=models_dir)
+    model = LocalModel("default", settings, weights=fake_weights(), loader=loader)
 
     await model.complete(hello())
 
     assert loader.loaded == [(models_dir / "tiny.gguf", WHOLE)]
+    assert leftovers(models_dir) == []  # the crashed assembly's temp file was cleaned up under the lock
 
 
 async def test_loads_lazily_and_once_under_concurrent_first_calls(tmp_path: Path) -> None:
@@ -238,7 +240,8 @@ async def test_without_xllamacpp_the_error_says_how_to_fix_it(tmp_path: Path, mo
 
 
 async def test_without_the_weight_packages_the_error_says_how_to_fix_it(tmp_path: Path) -> None:
-    model = LocalModel("default", Settings(data_dir=tmp_path), weights=fake_weights(), loader=RecordingLoader())
+    settings = Settings(data_dir=tmp_path, models_dir=tmp_path / "models")
+    model = LocalModel("default", settings, weights=fake_weights(), loader=RecordingLoader())
 
     with pytest.raises(ModelNotInstalled, match=r"pip install 'penguin-agents\[local\]'.*PENGUIN_MODEL"):
         await model.complete(hello())
