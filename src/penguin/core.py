@@ -54,7 +54,7 @@ class PenguinCore(MessagingSurface):
         self.settings = settings
         self.tenant_id = settings.tenant_id
         settings.ensure_data_dir()
-        self.db = Database(settings.resolved_database_url())
+        self.db = Database(settings.resolved_database_url(), auto_migrate=settings.auto_migrate)
         self.models = ModelRegistry(settings)
         self.workspace = Workspace(
             settings.resolved_workspace_dir(),

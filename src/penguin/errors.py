@@ -15,7 +15,11 @@ CLI) can translate them once, from a single table::
     │   ├── TaskNotFound          404
     │   ├── NotFound              404, anything else addressed by id
     │   ├── Conflict              409, a state transition that is not allowed now
-    │   └── PayloadTooLarge       413
+    │   ├── PayloadTooLarge       413
+    │   └── SchemaMismatch        409, the database's schema is not the one this Penguin runs on
+    │       ├── SchemaTooNew          made by a newer Penguin: refused, nothing touched
+    │       ├── MigrationRequired     older, and automatic upgrades are off
+    │       └── SchemaUnrecognized    has Penguin's tables but no schema version
     └── RuntimeFailure            Penguin or a dependency failed while doing valid work
         ├── ModelError            the model provider failed (status, provider, message)
         ├── ModelNotInstalled     the provider's optional dependency is missing (says how to fix)
@@ -128,6 +132,33 @@ class PayloadTooLarge(UserError):
     title = "Payload too large"
 
 
+class SchemaMismatch(UserError):
+    """The database's schema is not the one this code runs on; the detail names both and the fix.
+
+    A caller error rather than a runtime failure: nothing broke, the operator pointed this Penguin
+    at a database it must not open as it is (the CLI exits 2 on it).
+    """
+
+    status = 409
+    code = "schema-mismatch"
+    title = "Database schema mismatch"
+
+
+class SchemaTooNew(SchemaMismatch):
+    code = "schema-too-new"
+    title = "Database schema is newer than this Penguin"
+
+
+class MigrationRequired(SchemaMismatch):
+    code = "migration-required"
+    title = "Database schema needs an upgrade"
+
+
+class SchemaUnrecognized(SchemaMismatch):
+    code = "schema-unrecognized"
+    title = "Database schema not recognized"
+
+
 class RuntimeFailure(PenguinError):
     """Penguin or one of its dependencies failed while doing valid work."""
 
@@ -201,6 +232,7 @@ __all__ = [
     "ConversationNotFound",
     "InvalidAgentId",
     "InvalidModelString",
+    "MigrationRequired",
     "ModelError",
     "ModelNotInstalled",
     "NotFound",
@@ -208,6 +240,9 @@ __all__ = [
     "PenguinError",
     "QuotaExceeded",
     "RuntimeFailure",
+    "SchemaMismatch",
+    "SchemaTooNew",
+    "SchemaUnrecognized",
     "TaskNotFound",
     "ToolDenied",
     "ToolError",
