@@ -13,6 +13,7 @@ from rich.table import Table
 
 from penguin.agent import PenguinAgent
 from penguin.cli.charter import charter_app
+from penguin.cli.db import db_app
 from penguin.config import Settings
 from penguin.errors import PenguinError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 agent_app = typer.Typer(help="Manage agents (personas).", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
 app.add_typer(charter_app, name="charter")
+app.add_typer(db_app, name="db")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -20,6 +20,7 @@ import socket
 import uvicorn
 
 from penguin.api.app import create_app
+from penguin.cli.db import check_schema
 from penguin.config import Settings
 from penguin.errors import UserError
 
@@ -105,8 +106,12 @@ def serve(
 
     Raises:
         InsecureBind: non-loopback ``host`` without an API key.
+        SchemaMismatch: the database needs ``penguin db upgrade``, or a newer Penguin made it.
     """
+    settings = settings or Settings()
     server = build_server(host, port, settings=settings, shutdown_grace=shutdown_grace, log_level=log_level)
+    # A database this Penguin cannot open is refused here, as one line, not inside uvicorn's startup.
+    check_schema(settings)
     freeze_startup_heap()
     server.run()
 

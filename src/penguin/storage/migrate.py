@@ -34,6 +34,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from penguin.errors import MigrationRequired, SchemaTooNew, SchemaUnrecognized
+from penguin.errors import MigrationRequired, SchemaTooNew, SchemaUnrecognized, ValidationFailed
 from penguin.storage.schema import schema_info
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ class Migrations:
         """The newest revision id."""
         return self.revisions[-1]
 
-    def config(self, connection: sa.Connection) -> Config:
+    def config(self, connection: sa.Connection | None = None) -> Config:
         """An Alembic ``Config`` for these revisions that runs on ``connection``."""
         from alembic.config import Config  # deferred: Alembic is loaded only when a migration is due
 
@@ -150,8 +151,38 @@ class Migrations:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("path_separator", "os")
         config.set_main_option("version_locations", os.pathsep.join(str(d) for d in self.version_dirs))
+        # A revision file is named by its id, so listing the folder finds the revisions.
+        config.set_main_option("file_template", "%%(rev)s")
         config.attributes["connection"] = connection
         return config
+
+    def write_revision(self, message: str, *, autogenerate: bool = False) -> Path:
+        """Write the next revision file into the first version folder and return it (for developers).
+
+        Its id is the next number and the message's words (``0002_add_widgets``). With
+        ``autogenerate`` it holds the operations that ``metadata`` has and a database at the newest
+        revision lacks, compared on a scratch SQLite database: review them, and run the migration
+        tests, which compare on PostgreSQL too.
+        """
+        from alembic import command
+
+        rev_id = f"{schema_number(self.head) + 1:04d}_{_slug(message)}"
+        target = self.version_dirs[0]
+        if autogenerate:
+            with tempfile.TemporaryDirectory() as scratch:
+                engine = sa.create_engine(f"sqlite:///{scratch}/head.db")
+                try:
+                    with engine.begin() as conn:
+                        self._run(conn)
+                        command.revision(
+                            self.config(conn), message, rev_id=rev_id, version_path=str(target), autogenerate=True
+                        )
+                finally:
+                    engine.dispose()
+        else:
+            command.revision(self.config(), message, rev_id=rev_id, version_path=str(target))
+        self._revisions = None
+        return target / f"{rev_id}.py"
 
     # Reading ---------------------------------------------------------------------------------
 
@@ -203,15 +234,7 @@ class Migrations:
         status = await self.status(engine)
         if status.state is SchemaState.CURRENT:
             return status
-        refuse_unusable(status, engine.url)
-        if not auto_migrate:
-            raise MigrationRequired(
-                f"the database {_safe_url(engine.url)} is at {status.describe()} and this Penguin needs "
-                f"{status.describe_head()}; run `penguin db upgrade` (back the database up first), or unset "
-                "PENGUIN_AUTO_MIGRATE=false to upgrade when Penguin opens it",
-                database=status.describe(),
-                code_version=status.describe_head(),
-            )
+        refuse(status, engine.url, auto_migrate=auto_migrate)
         _, after = await self.upgrade(engine)
         return after
 
@@ -239,7 +262,25 @@ class Migrations:
         conn.execute(sa.insert(schema_info).values(version=schema_number(revision)))
 
 
-def refuse_unusable(status: SchemaStatus, url: sa.URL) -> None:
+def refuse(status: SchemaStatus, url: sa.URL | str, *, auto_migrate: bool) -> None:
+    """Raise the error opening the database would raise, if any, without changing it.
+
+    Raises:
+        SchemaTooNew, SchemaUnrecognized: as ``refuse_unusable``.
+        MigrationRequired: it needs an upgrade and ``auto_migrate`` is off.
+    """
+    refuse_unusable(status, url)
+    if status.pending and not auto_migrate:
+        raise MigrationRequired(
+            f"the database {_safe_url(url)} is at {status.describe()} and this Penguin needs "
+            f"{status.describe_head()}; back it up and run `penguin db upgrade`, or let Penguin upgrade it "
+            "when it opens it (PENGUIN_AUTO_MIGRATE=true, the default)",
+            database=status.describe(),
+            code_version=status.describe_head(),
+        )
+
+
+def refuse_unusable(status: SchemaStatus, url: sa.URL | str) -> None:
     """Raise when no upgrade can make the database usable by this code.
 
     Raises:
@@ -248,8 +289,8 @@ def refuse_unusable(status: SchemaStatus, url: sa.URL) -> None:
     """
     if status.state is SchemaState.AHEAD:
         raise SchemaTooNew(
-            f"the database {_safe_url(url)} is at {status.describe()}, newer than this Penguin knows "
-            f"({status.describe_head()}); install the Penguin that upgraded it (pip install -U "
+            f"the database {_safe_url(url)} is at {status.describe()}, newer than this Penguin, which knows "
+            f"up to {status.describe_head()}; install the Penguin that upgraded it (pip install -U "
             "penguin-agents) or point PENGUIN_DATABASE_URL at another database. Nothing was changed",
             database=status.describe(),
             code_version=status.describe_head(),
@@ -287,6 +328,13 @@ async def _migration_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConn
                 await conn.exec_driver_sql("ROLLBACK")
             raise
         await conn.exec_driver_sql("COMMIT")
+
+
+def _slug(message: str) -> str:
+    words = re.findall(r"[a-z0-9]+", message.lower())
+    if not words:
+        raise ValidationFailed("a revision message needs a word or two (letters or digits)", field="message")
+    return "_".join(words)[:40].rstrip("_")
 
 
 def _safe_url(url: sa.URL | str) -> str:

@@ -29,9 +29,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if _missing("penguin_schema"):
+    found = _Found(frozenset(sa.inspect(op.get_bind()).get_table_names()))
+    if found.missing("penguin_schema"):
         op.create_table("penguin_schema", sa.Column("version", sa.Integer, primary_key=True))
-    if _missing("agents"):
+    if found.missing("agents"):
         op.create_table(
             "agents",
             sa.Column("tenant_id", sa.String(64), primary_key=True),
@@ -42,7 +43,7 @@ def upgrade() -> None:
         )
     else:
         _key_agents_by_tenant()
-    if _missing("conversations"):
+    if found.missing("conversations"):
         op.create_table(
             "conversations",
             sa.Column("id", sa.String(64), primary_key=True),
@@ -58,8 +59,8 @@ def upgrade() -> None:
             sa.Column("created_at", sa.Float, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
         )
-    _index("ix_conversations_agent", "conversations", ["agent_id", "updated_at"])
-    if _missing("messages"):
+    found.index("ix_conversations_agent", "conversations", ["agent_id", "updated_at"])
+    if found.missing("messages"):
         op.create_table(
             "messages",
             sa.Column("id", sa.String(64), primary_key=True),
@@ -82,7 +83,7 @@ def upgrade() -> None:
             sa.Column("created_at", sa.Float, nullable=False),
             sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
         )
-    if _missing("checkpoints"):
+    if found.missing("checkpoints"):
         op.create_table(
             "checkpoints",
             sa.Column("id", sa.String(64), primary_key=True),
@@ -93,8 +94,8 @@ def upgrade() -> None:
             sa.Column("seq", sa.Integer, nullable=False),
             sa.Column("created_at", sa.Float, nullable=False),
         )
-    _index("ix_checkpoints_conversation_id", "checkpoints", ["conversation_id"])
-    if _missing("tasks"):
+    found.index("ix_checkpoints_conversation_id", "checkpoints", ["conversation_id"])
+    if found.missing("tasks"):
         op.create_table(
             "tasks",
             sa.Column("id", sa.String(64), primary_key=True),
@@ -110,15 +111,15 @@ def upgrade() -> None:
             sa.Column("created_at", sa.Float, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
         )
-    _index("ix_tasks_agent_id", "tasks", ["agent_id"])
-    if _missing("kv"):
+    found.index("ix_tasks_agent_id", "tasks", ["agent_id"])
+    if found.missing("kv"):
         op.create_table(
             "kv",
             sa.Column("namespace", sa.String(64), primary_key=True),
             sa.Column("key", sa.String(200), primary_key=True),
             sa.Column("value", sa.Text, nullable=False),
         )
-    if _missing("envelopes"):
+    if found.missing("envelopes"):
         op.create_table(
             "envelopes",
             sa.Column("id", sa.String(64), primary_key=True),
@@ -134,9 +135,9 @@ def upgrade() -> None:
             sa.Column("correlation_id", sa.String(64), nullable=True),
             sa.Column("causation_id", sa.String(64), nullable=True),
         )
-    _index("ix_envelopes_channel_seq", "envelopes", ["channel", "seq"])
-    _index("ix_envelopes_recipient_seq", "envelopes", ["recipient", "seq"])
-    if _missing("receipts"):
+    found.index("ix_envelopes_channel_seq", "envelopes", ["channel", "seq"])
+    found.index("ix_envelopes_recipient_seq", "envelopes", ["recipient", "seq"])
+    if found.missing("receipts"):
         op.create_table(
             "receipts",
             sa.Column("message_id", sa.String(64), primary_key=True),
@@ -155,14 +156,14 @@ def upgrade() -> None:
             sa.Column("created_at", sa.Float, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
         )
-    _index("ix_receipts_sender", "receipts", ["tenant_id", "sender", "seq"])
-    _index("ix_receipts_status", "receipts", ["tenant_id", "status", "seq"])
-    _memory_tables()
+    found.index("ix_receipts_sender", "receipts", ["tenant_id", "sender", "seq"])
+    found.index("ix_receipts_status", "receipts", ["tenant_id", "status", "seq"])
+    _memory_tables(found)
     _keyword_index()
 
 
-def _memory_tables() -> None:
-    if _missing("memories"):
+def _memory_tables(found: _Found) -> None:
+    if found.missing("memories"):
         op.create_table(
             "memories",
             sa.Column("id", sa.String(64), primary_key=True),
@@ -177,17 +178,17 @@ def _memory_tables() -> None:
             sa.Column("created_at", sa.Float, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
         )
-    _index("ix_memories_visibility", "memories", ["tenant_id", "scope", "author"])
-    _index("ix_memories_created", "memories", ["tenant_id", "created_at"])
-    if _missing("memory_tags"):
+    found.index("ix_memories_visibility", "memories", ["tenant_id", "scope", "author"])
+    found.index("ix_memories_created", "memories", ["tenant_id", "created_at"])
+    if found.missing("memory_tags"):
         op.create_table(
             "memory_tags",
             sa.Column("memory_id", sa.String(64), primary_key=True),
             sa.Column("tag", sa.String(64), primary_key=True),
             sa.Column("tenant_id", sa.String(64), nullable=False),
         )
-    _index("ix_memory_tags_tag", "memory_tags", ["tenant_id", "tag"])
-    if _missing("memory_vectors"):
+    found.index("ix_memory_tags_tag", "memory_tags", ["tenant_id", "tag"])
+    if found.missing("memory_vectors"):
         op.create_table(
             "memory_vectors",
             sa.Column("memory_id", sa.String(64), primary_key=True),
@@ -241,12 +242,22 @@ def _key_agents_by_tenant() -> None:
     op.create_primary_key("agents_pkey", "agents", ["tenant_id", "agent_id"])
 
 
-def _missing(table: str) -> bool:
-    return not sa.inspect(op.get_bind()).has_table(table)
+class _Found:
+    """The tables the database had before this revision ran.
 
+    A plain class: Alembic loads revision files outside ``sys.modules``, where ``@dataclass`` fails.
+    """
 
-def _index(name: str, table: str, columns: list[str]) -> None:
-    if name not in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table)}:
+    def __init__(self, tables: frozenset[str]) -> None:
+        self.tables = tables
+
+    def missing(self, table: str) -> bool:
+        return table not in self.tables
+
+    def index(self, name: str, table: str, columns: list[str]) -> None:
+        """Create an index unless the table was already there with it."""
+        if table in self.tables and name in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table)}:
+            return
         op.create_index(name, table, columns)
 
 
