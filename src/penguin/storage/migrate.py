@@ -31,10 +31,12 @@ and the schema number) and never imports Alembic; the revision files are only li
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import os
 import re
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -64,9 +66,21 @@ PG_LOCK_KEY = 0x70656E6775696E
 #: keyword index of memories (SQLite FTS5 table and its shadow tables, PostgreSQL GIN index).
 OUTSIDE_METADATA = re.compile(r"^(memory_fts(_\w+)?|ix_memories_fts)$")
 
+#: Alembic keeps the running migration in module globals (``alembic.op``, ``alembic.context``), so
+#: two migrations must not interleave in one process, even of different databases (they did: two
+#: cores starting at once on two new files). The one module-level object in Penguin, because the
+#: state it guards is module-level too; a thread lock, polled from async code, serves every event
+#: loop and thread (``PenguinAgent`` runs its own). Taken before the database lock, never inside it.
+_ALEMBIC_IN_USE = threading.Lock()
+
 _REVISION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.py$")
 #: Tables every Penguin database has had; finding one without a schema version is suspicious.
 _PENGUIN_TABLES = frozenset({"agents", "conversations", "messages"})
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name`` hook: leave out of comparisons what ``OUTSIDE_METADATA`` names."""
+    return not (name and type_ in ("table", "index") and OUTSIDE_METADATA.match(name))
 
 
 def schema_number(revision: str) -> int:
@@ -244,7 +258,7 @@ class Migrations:
         Raises:
             SchemaTooNew, SchemaUnrecognized: as ``open`` (nothing is changed).
         """
-        async with _migration_transaction(engine) as conn:
+        async with _alembic_to_ourselves(), _migration_transaction(engine) as conn:
             before = await conn.run_sync(self.read_status)
             refuse_unusable(before, engine.url)
             if not before.pending:
@@ -303,6 +317,18 @@ def refuse_unusable(status: SchemaStatus, url: sa.URL | str) -> None:
             database=status.describe(),
             code_version=status.describe_head(),
         )
+
+
+@asynccontextmanager
+async def _alembic_to_ourselves() -> AsyncIterator[None]:
+    # Polled: an asyncio.Event belongs to one loop, and waiting on the lock in a thread would leak
+    # it to a cancelled waiter. Contention is rare (two migrations at once) and short.
+    while not _ALEMBIC_IN_USE.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    try:
+        yield
+    finally:
+        _ALEMBIC_IN_USE.release()
 
 
 @asynccontextmanager

@@ -9,20 +9,13 @@ opens a database of its own. Autogenerate compares against ``penguin.storage.sch
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import context
 from alembic.util import CommandError
 
 import penguin.memory.schema  # noqa: F401  (registers the memory tables on ``metadata``)
-from penguin.storage.migrate import OUTSIDE_METADATA
+from penguin.storage.migrate import include_name
 from penguin.storage.schema import metadata
-
-
-def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Leave out of autogenerate what the revisions make with dialect DDL (the keyword index)."""
-    return not (name and type_ in ("table", "index") and OUTSIDE_METADATA.match(name))
 
 
 def run(connection: sa.Connection) -> None:
