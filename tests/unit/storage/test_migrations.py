@@ -139,9 +139,9 @@ def test_revisions_are_one_numbered_line_named_like_their_files() -> None:
     assert migrations.revisions[0] == BASELINE
 
 
-async def test_a_second_open_reads_the_version_without_loading_alembic(tmp_path: Path) -> None:
+def test_a_second_open_reads_the_version_without_loading_alembic(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'penguin.db'}"
-    await opened(url)
+    asyncio.run(opened(url))
     code = (
         "import asyncio, sys\n"
         "from penguin.storage.database import Database\n"
