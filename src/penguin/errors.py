@@ -27,7 +27,8 @@ CLI) can translate them once, from a single table::
         ├── ToolError             a tool failed (returned to the model, not raised to callers)
         │   └── ToolDenied        policy refused the call
         ├── QuotaExceeded         a budget or rate limit is exhausted (429)
-        └── AgentPaused           raised only where waiting is not possible
+        ├── AgentPaused           raised only where waiting is not possible
+        └── MigrationFailed       a schema upgrade failed and was rolled back
 """
 
 from __future__ import annotations
@@ -223,6 +224,14 @@ class AgentPaused(RuntimeFailure):
     title = "Agent paused"
 
 
+class MigrationFailed(RuntimeFailure):
+    """A schema upgrade failed; its transaction was rolled back, so the database is as it was."""
+
+    status = 500
+    code = "migration-failed"
+    title = "Database upgrade failed"
+
+
 __all__ = [
     "AgentExists",
     "AgentNotFound",
@@ -232,6 +241,7 @@ __all__ = [
     "ConversationNotFound",
     "InvalidAgentId",
     "InvalidModelString",
+    "MigrationFailed",
     "MigrationRequired",
     "ModelError",
     "ModelNotInstalled",

@@ -86,6 +86,7 @@ class Database:
             SchemaTooNew: a newer Penguin made the database (it is left untouched).
             SchemaUnrecognized: Penguin's tables without a schema version.
             MigrationRequired: the schema is older and ``auto_migrate`` is off.
+            MigrationFailed: the upgrade failed and was rolled back.
         """
         return await self.migrations.open(self.engine, auto_migrate=self.auto_migrate)
 

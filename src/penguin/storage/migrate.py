@@ -47,7 +47,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from penguin.errors import MigrationRequired, SchemaTooNew, SchemaUnrecognized, ValidationFailed
+from penguin.errors import (
+    MigrationFailed,
+    MigrationRequired,
+    SchemaTooNew,
+    SchemaUnrecognized,
+    ValidationFailed,
+)
 from penguin.storage.schema import schema_info
 
 if TYPE_CHECKING:
@@ -244,6 +250,7 @@ class Migrations:
             SchemaTooNew: a newer Penguin made it (nothing is changed).
             SchemaUnrecognized: it has Penguin's tables but no schema version.
             MigrationRequired: it needs an upgrade and ``auto_migrate`` is off.
+            MigrationFailed: the upgrade failed and was rolled back.
         """
         status = await self.status(engine)
         if status.state is SchemaState.CURRENT:
@@ -257,13 +264,23 @@ class Migrations:
 
         Raises:
             SchemaTooNew, SchemaUnrecognized: as ``open`` (nothing is changed).
+            MigrationFailed: a revision failed; the transaction was rolled back.
         """
         async with _alembic_to_ourselves(), _migration_transaction(engine) as conn:
             before = await conn.run_sync(self.read_status)
             refuse_unusable(before, engine.url)
             if not before.pending:
                 return before, before
-            await conn.run_sync(self._run)
+            try:
+                await conn.run_sync(self._run)
+            except Exception as exc:  # any failure of a revision, translated once, here
+                raise MigrationFailed(
+                    f"upgrading the database {_safe_url(engine.url)} from {before.describe()} to "
+                    f"{before.describe_head()} failed and was rolled back, so nothing was changed: "
+                    f"{type(exc).__name__}: {exc}".rstrip(),
+                    database=before.describe(),
+                    code_version=before.describe_head(),
+                ) from exc
             after = await conn.run_sync(self.read_status)
         return before, after
 
@@ -286,7 +303,7 @@ def refuse(status: SchemaStatus, url: sa.URL | str, *, auto_migrate: bool) -> No
     refuse_unusable(status, url)
     if status.pending and not auto_migrate:
         raise MigrationRequired(
-            f"the database {_safe_url(url)} is at {status.describe()} and this Penguin needs "
+            f"the database {_safe_url(url)} is {_where(status)} and this Penguin needs "
             f"{status.describe_head()}; back it up and run `penguin db upgrade`, or let Penguin upgrade it "
             "when it opens it (PENGUIN_AUTO_MIGRATE=true, the default)",
             database=status.describe(),
@@ -303,7 +320,7 @@ def refuse_unusable(status: SchemaStatus, url: sa.URL | str) -> None:
     """
     if status.state is SchemaState.AHEAD:
         raise SchemaTooNew(
-            f"the database {_safe_url(url)} is at {status.describe()}, newer than this Penguin, which knows "
+            f"the database {_safe_url(url)} is {_where(status)}, newer than this Penguin, which knows "
             f"up to {status.describe_head()}; install the Penguin that upgraded it (pip install -U "
             "penguin-agents) or point PENGUIN_DATABASE_URL at another database. Nothing was changed",
             database=status.describe(),
@@ -354,6 +371,10 @@ async def _migration_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConn
                 await conn.exec_driver_sql("ROLLBACK")
             raise
         await conn.exec_driver_sql("COMMIT")
+
+
+def _where(status: SchemaStatus) -> str:
+    return status.describe() if status.state is SchemaState.EMPTY else f"at {status.describe()}"
 
 
 def _slug(message: str) -> str:

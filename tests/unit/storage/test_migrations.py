@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import penguin.memory.schema  # noqa: F401  (the memory tables are part of the schema)
 from penguin import PenguinCore
-from penguin.errors import MigrationRequired, SchemaTooNew, SchemaUnrecognized
+from penguin.errors import MigrationFailed, MigrationRequired, SchemaTooNew, SchemaUnrecognized
 from penguin.storage.database import Database
 from penguin.storage.migrate import (
     BASELINE,
@@ -221,6 +221,29 @@ async def test_an_older_database_is_upgraded_when_opened(empty_database_url: str
     await opened(empty_database_url)
     status = await opened(empty_database_url, migrations=next_release)
     assert (status.state, status.revision, status.schema) == (SchemaState.CURRENT, "0002_widgets", 2)
+
+
+BROKEN = WIDGETS.replace("0002_widgets", "0002_broken").replace(
+    "        batch.add_column(sa.Column(\"color\", sa.String(16), nullable=True))",
+    "        batch.add_column(sa.Column(\"color\", sa.String(16), nullable=True))\n"
+    "    op.execute(\"INSERT INTO no_such_table VALUES (1)\")",
+)
+
+
+async def test_a_failed_upgrade_changes_nothing(empty_database_url: str, tmp_path: Path) -> None:
+    await opened(empty_database_url)
+    before = await on(empty_database_url, versions)
+    extra = tmp_path / "broken_versions"
+    extra.mkdir()
+    (extra / "0002_broken.py").write_text(BROKEN)
+    with pytest.raises(MigrationFailed, match="no_such_table") as failed:
+        await opened(empty_database_url, migrations=Migrations((VERSIONS_DIR, extra)))
+    assert f"from revision {BASELINE} (schema 1) to revision 0002_broken (schema 2)" in failed.value.detail
+    assert "rolled back, so nothing was changed" in failed.value.detail
+    # The widgets table and the agents column made before the failing statement were rolled back.
+    assert await on(empty_database_url, versions) == before
+    assert await on(empty_database_url, schema_diff) == []
+    assert (await opened(empty_database_url)).state is SchemaState.CURRENT
 
 
 # A development database from before commit 49ef1d6: agents keyed by agent_id alone, with the
