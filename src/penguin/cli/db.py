@@ -29,7 +29,7 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
-def fail(exc: PenguinError) -> NoReturn:
+def _fail(exc: PenguinError) -> NoReturn:
     """Print ``error: <detail>`` on one line and exit 2 (a caller's mistake) or 1."""
     err_console.print(f"[bold red]error:[/] {escape(exc.detail)}")
     raise typer.Exit(2 if exc.status < 500 else 1)
@@ -89,7 +89,7 @@ def upgrade() -> None:
         settings = Settings()
         before, after = asyncio.run(_upgrade(settings))
     except PenguinError as exc:
-        fail(exc)
+        _fail(exc)
     if before.pending:
         console.print(f"upgraded {_shown_url(settings)} from {before.describe()} to {after.describe()}", markup=False)
     else:
@@ -104,7 +104,7 @@ def current(as_json: Annotated[bool, typer.Option("--json", help="Print the resu
         status = read_status(settings)
         refuse_unusable(status, settings.resolved_database_url())
     except PenguinError as exc:
-        fail(exc)
+        _fail(exc)
     if as_json:
         body = {
             "database": _shown_url(settings),
@@ -153,5 +153,8 @@ def revision(
     try:
         path = Migrations().write_revision(message, autogenerate=autogenerate)
     except PenguinError as exc:
-        fail(exc)
+        _fail(exc)
     console.print(f"wrote {path}", markup=False)
+
+
+__all__ = ["check_schema", "db_app", "read_status"]

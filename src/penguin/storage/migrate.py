@@ -386,3 +386,19 @@ def _slug(message: str) -> str:
 
 def _safe_url(url: sa.URL | str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+__all__ = [
+    "BASELINE",
+    "MIGRATIONS_DIR",
+    "OUTSIDE_METADATA",
+    "PG_LOCK_KEY",
+    "VERSIONS_DIR",
+    "Migrations",
+    "SchemaState",
+    "SchemaStatus",
+    "include_name",
+    "refuse",
+    "refuse_unusable",
+    "schema_number",
+]

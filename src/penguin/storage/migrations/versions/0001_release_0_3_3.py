@@ -43,6 +43,13 @@ def upgrade() -> None:
         )
     else:
         _key_agents_by_tenant()
+    _conversation_tables(found)
+    _bus_tables(found)
+    _memory_tables(found)
+    _keyword_index()
+
+
+def _conversation_tables(found: _Found) -> None:
     if found.missing("conversations"):
         op.create_table(
             "conversations",
@@ -112,6 +119,9 @@ def upgrade() -> None:
             sa.Column("updated_at", sa.Float, nullable=False),
         )
     found.index("ix_tasks_agent_id", "tasks", ["agent_id"])
+
+
+def _bus_tables(found: _Found) -> None:
     if found.missing("kv"):
         op.create_table(
             "kv",
@@ -158,8 +168,6 @@ def upgrade() -> None:
         )
     found.index("ix_receipts_sender", "receipts", ["tenant_id", "sender", "seq"])
     found.index("ix_receipts_status", "receipts", ["tenant_id", "status", "seq"])
-    _memory_tables(found)
-    _keyword_index()
 
 
 def _memory_tables(found: _Found) -> None:
