@@ -35,6 +35,8 @@ from penguin.errors import (
     ConversationNotFound,
     InvalidAgentId,
     InvalidModelString,
+    MigrationFailed,
+    MigrationRequired,
     ModelError,
     ModelNotInstalled,
     NotFound,
@@ -42,6 +44,9 @@ from penguin.errors import (
     PenguinError,
     QuotaExceeded,
     RuntimeFailure,
+    SchemaMismatch,
+    SchemaTooNew,
+    SchemaUnrecognized,
     TaskNotFound,
     ToolDenied,
     ToolError,
@@ -114,6 +119,12 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     ModelError: 502,
     ModelNotInstalled: 503,
     ServerShuttingDown: 503,
+    # Raised when a core starts on a database it must not open (the CLI exits 2 on them).
+    SchemaMismatch: 409,
+    SchemaTooNew: 409,
+    MigrationRequired: 409,
+    SchemaUnrecognized: 409,
+    MigrationFailed: 500,
 }
 
 
