@@ -100,3 +100,24 @@ async def core(tmp_path: Path) -> AsyncIterator[object]:
 
     async with PenguinCore(data_dir=tmp_path, model="scripted:echo") as c:
         yield c
+
+
+
+@pytest.fixture
+def new_pg_database() -> Iterator[str]:
+    """The URL of a new PostgreSQL database without any table, dropped after the test."""
+    name = f"penguin_test_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_DSN.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database without any table: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'penguin.db'}"
+    url: str = request.getfixturevalue("new_pg_database")
+    return url

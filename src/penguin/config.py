@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy async URL. Default: sqlite+aiosqlite:///<data_dir>/penguin.db",
     )
+    auto_migrate: bool = Field(
+        default=True,
+        description="Upgrade an older database schema when Penguin opens it. False: refuse to open it "
+        "(MigrationRequired) until `penguin db upgrade` has run; Penguin then never changes the schema itself.",
+    )
     model: str | None = Field(
         default=None,
         description=(

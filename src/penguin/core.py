@@ -69,7 +69,7 @@ class PenguinCore(MessagingSurface):
         settings.ensure_data_dir()
         #: This process's claim on the data directory (taken by ``start``; see ``storage.owner``).
         self.owner = DataDirLock(settings.data_dir)
-        self.db = Database(settings.resolved_database_url())
+        self.db = Database(settings.resolved_database_url(), auto_migrate=settings.auto_migrate)
         self._db_owner = None if self.db.is_sqlite else DatabaseLock(self.db.engine)
         self.models = ModelRegistry(settings, progress=model_progress if model_progress is not None else LogProgress())
         self.workspace = Workspace.from_settings(settings)

@@ -17,7 +17,11 @@ CLI) can translate them once, from a single table::
     │   ├── NotFound              404, anything else addressed by id
     │   ├── Conflict              409, a state transition that is not allowed now
     │   │   └── DataDirInUse      another process owns the data directory (names it)
-    │   └── PayloadTooLarge       413
+    │   ├── PayloadTooLarge       413
+    │   └── SchemaMismatch        409, the database's schema is not the one this Penguin runs on
+    │       ├── SchemaTooNew          made by a newer Penguin: refused, nothing touched
+    │       ├── MigrationRequired     older, and automatic upgrades are off
+    │       └── SchemaUnrecognized    has Penguin's tables but no schema version
     └── RuntimeFailure            Penguin or a dependency failed while doing valid work
         ├── ModelError            the model provider failed (status, provider, message)
         ├── ModelNotInstalled     the provider's optional dependency is missing (says how to fix)
@@ -26,7 +30,8 @@ CLI) can translate them once, from a single table::
         ├── ToolError             a tool failed (returned to the model, not raised to callers)
         │   └── ToolDenied        policy refused the call
         ├── QuotaExceeded         a budget or rate limit is exhausted (429)
-        └── AgentPaused           raised only where waiting is not possible
+        ├── AgentPaused           raised only where waiting is not possible
+        └── MigrationFailed       a schema upgrade failed and was rolled back
 """
 
 from __future__ import annotations
@@ -145,6 +150,33 @@ class PayloadTooLarge(UserError):
     title = "Payload too large"
 
 
+class SchemaMismatch(UserError):
+    """The database's schema is not the one this code runs on; the detail names both and the fix.
+
+    A caller error rather than a runtime failure: nothing broke, the operator pointed this Penguin
+    at a database it must not open as it is (the CLI exits 2 on it).
+    """
+
+    status = 409
+    code = "schema-mismatch"
+    title = "Database schema mismatch"
+
+
+class SchemaTooNew(SchemaMismatch):
+    code = "schema-too-new"
+    title = "Database schema is newer than this Penguin"
+
+
+class MigrationRequired(SchemaMismatch):
+    code = "migration-required"
+    title = "Database schema needs an upgrade"
+
+
+class SchemaUnrecognized(SchemaMismatch):
+    code = "schema-unrecognized"
+    title = "Database schema not recognized"
+
+
 class RuntimeFailure(PenguinError):
     """Penguin or one of its dependencies failed while doing valid work."""
 
@@ -220,6 +252,14 @@ class AgentPaused(RuntimeFailure):
     title = "Agent paused"
 
 
+class MigrationFailed(RuntimeFailure):
+    """A schema upgrade failed; its transaction was rolled back, so the database is as it was."""
+
+    status = 500
+    code = "migration-failed"
+    title = "Database upgrade failed"
+
+
 __all__ = [
     "AgentExists",
     "AgentNotFound",
@@ -231,6 +271,8 @@ __all__ = [
     "InvalidAgentId",
     "InvalidModelString",
     "ModelCacheUnwritable",
+    "MigrationFailed",
+    "MigrationRequired",
     "ModelError",
     "ModelNotInstalled",
     "NotFound",
@@ -238,6 +280,9 @@ __all__ = [
     "PenguinError",
     "QuotaExceeded",
     "RuntimeFailure",
+    "SchemaMismatch",
+    "SchemaTooNew",
+    "SchemaUnrecognized",
     "TaskNotFound",
     "ToolDenied",
     "ToolError",

@@ -76,6 +76,8 @@ def test_a_second_server_on_the_folder_exits_2_naming_the_owner(tmp_path: Path) 
         assert f"pid {server.process.pid}" in line and server.url in line  # type: ignore[union-attr]
         demo = penguin(tmp_path, "demo", "--port", str(free_port()), "--exit", env=env)
         assert demo.returncode == 2 and server.url in demo.stderr
+        upgrade = penguin(tmp_path, "db", "upgrade", env=env)  # never changes a schema under a running server
+        assert upgrade.returncode == 2 and server.url in upgrade.stderr
     finally:
         server.stop()
 

@@ -36,6 +36,8 @@ from penguin.errors import (
     DataDirInUse,
     InvalidAgentId,
     InvalidModelString,
+    MigrationFailed,
+    MigrationRequired,
     ModelCacheUnwritable,
     ModelError,
     ModelNotInstalled,
@@ -44,6 +46,9 @@ from penguin.errors import (
     PenguinError,
     QuotaExceeded,
     RuntimeFailure,
+    SchemaMismatch,
+    SchemaTooNew,
+    SchemaUnrecognized,
     TaskNotFound,
     ToolDenied,
     ToolError,
@@ -120,6 +125,12 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     ModelNotInstalled: 503,
     ModelCacheUnwritable: 503,
     ServerShuttingDown: 503,
+    # Raised when a core starts on a database it must not open (the CLI exits 2 on them).
+    SchemaMismatch: 409,
+    SchemaTooNew: 409,
+    MigrationRequired: 409,
+    SchemaUnrecognized: 409,
+    MigrationFailed: 500,
 }
 
 

@@ -15,13 +15,12 @@ import typer
 from rich.console import Console
 
 from penguin.charter import Charter, CharterFiles, Problem, lint, render
+from penguin.cli.errors import reported
 from penguin.config import Settings
-from penguin.errors import PenguinError
 from penguin.tools.sandbox import Workspace
 
 charter_app = typer.Typer(help="Show and lint the task charter (context/TASK_CHARTER.md).", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _workspace() -> Workspace:
@@ -37,19 +36,11 @@ async def _lint() -> list[Problem]:
     return lint(await CharterFiles(workspace).get(), workspace=workspace)
 
 
-def _fail(exc: PenguinError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.detail}", markup=True, highlight=False)
-    raise typer.Exit(2 if exc.status < 500 else 1)
-
-
 @charter_app.command("show")
 def show(as_json: Annotated[bool, typer.Option("--json", help="Print TASK_CHARTER.json instead.")] = False) -> None:
     """Print the charter (Markdown, or JSON with --json)."""
-    try:
+    with reported():
         charter = asyncio.run(_get())
-    except PenguinError as exc:
-        _fail(exc)
-        return
     if as_json:
         console.print_json(json.dumps(charter.to_dict()))
     else:
@@ -60,11 +51,8 @@ def show(as_json: Annotated[bool, typer.Option("--json", help="Print TASK_CHARTE
 @charter_app.command("lint")
 def lint_command(as_json: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False) -> None:
     """List placeholder problems; exit status 1 when there is any."""
-    try:
+    with reported():
         problems = asyncio.run(_lint())
-    except PenguinError as exc:
-        _fail(exc)
-        return
     if as_json:
         console.print_json(json.dumps([p.to_dict() for p in problems]))
     elif problems:

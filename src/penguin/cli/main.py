@@ -22,8 +22,9 @@ from rich.table import Table
 from penguin._version import __version__
 from penguin.cli.backend import Backend, open_backend
 from penguin.cli.charter import charter_app
+from penguin.cli.db import db_app
+from penguin.cli.errors import err_console, fail, reported
 from penguin.config import Settings
-from penguin.errors import PenguinError
 
 app = typer.Typer(
     help="Penguin: a multi-agent orchestration runtime.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -31,9 +32,9 @@ app = typer.Typer(
 agent_app = typer.Typer(help="Manage agents (personas).", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
 app.add_typer(charter_app, name="charter")
+app.add_typer(db_app, name="db")
 
 console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -58,30 +59,9 @@ def _options(
     ctx.obj = {"url": url}
 
 
-def fail(detail: str, *, user_error: bool = True) -> None:
-    """Print one error line and exit: 2 for a user error, 1 for a failure."""
-    err_console.print(f"[bold red]error:[/] {detail}", highlight=False)
-    raise typer.Exit(2 if user_error else 1)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Translate Penguin's errors, local or from the API, into one line and an exit status."""
-    from penguin.api.client_base import APIConnectionError, PenguinAPIError
-
-    try:
-        yield
-    except PenguinError as exc:
-        fail(exc.detail, user_error=exc.status < 500)
-    except APIConnectionError as exc:
-        fail(f"the server did not answer: {exc.detail}", user_error=False)
-    except PenguinAPIError as exc:
-        fail(exc.detail, user_error=exc.status is not None and exc.status < 500)
-
-
 @contextmanager
 def _backend(ctx: typer.Context) -> Iterator[Backend]:
-    with _errors():
+    with reported():
         backend = open_backend((ctx.obj or {}).get("url"), Settings())
         try:
             yield backend
@@ -189,7 +169,7 @@ def serve(
     from penguin.cli.serve import serve as run_server
 
     overrides: dict[str, Any] = {} if access_log is None else {"access_log": access_log}
-    with _errors():
+    with reported():
         run_server(host, port, settings=Settings(**overrides))
 
 
@@ -202,7 +182,7 @@ def demo(
     """Start the server and run a short offline multi-agent scenario, then keep serving."""
     from penguin.cli.demo import demo as run_demo
 
-    with _errors(), suppress(KeyboardInterrupt):
+    with reported(), suppress(KeyboardInterrupt):
         run_demo(host, port, exit_after=exit_after, console=console)
 
 

@@ -237,7 +237,8 @@ def serve(
 
     Raises:
         InsecureBind, DataDirInUse, PortInUse: before anything starts.
-        PenguinError: the core could not start (e.g. a database newer than this release).
+        SchemaMismatch: the database needs ``penguin db upgrade``, or a newer Penguin made it (raised
+            by the core's start, before the server listens).
     """
     ready = launch(host, port, settings=settings, shutdown_grace=shutdown_grace, log_level=log_level)
     freeze_startup_heap()

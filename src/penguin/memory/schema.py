@@ -1,10 +1,11 @@
 """The memory tables, registered on the shared ``penguin.storage.schema.metadata``.
 
-They live in the same database as conversations and agents so that one ``create_all`` makes them
+They live in the same database as conversations and agents so that the same migrations make them
 and one backup holds everything. Portable types only: tags and metadata are JSON text, times are
 float epoch seconds and vectors are raw little-endian float32 bytes. The keyword index is not a
 table here: SQLite's FTS5 virtual table and PostgreSQL's GIN expression index need dialect DDL,
-which ``penguin.memory.keyword`` issues at startup.
+which the baseline migration issues (``penguin.memory.keyword`` re-creates it at startup if it was
+dropped, and refills it when it is out of step with the table).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""The async database: engine construction, SQLite tuning, schema creation.
+"""The async database: engine construction, SQLite tuning, opening the schema.
 
-One ``Database`` per ``PenguinCore``. SQLite runs in WAL mode with ``synchronous=NORMAL`` (durable
+One ``Database`` per ``PenguinCore``. Its schema is made and upgraded only by migrations
+(``penguin.storage.migrate``): ``create_schema`` creates it in an empty database, upgrades an
+older one, and refuses one that a newer Penguin made. SQLite runs in WAL mode with ``synchronous=NORMAL`` (durable
 across process crashes, the standard setting for WAL); PostgreSQL needs nothing special. Services
 use only SQLAlchemy Core constructs so the same code runs on both.
 
@@ -25,7 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from penguin.storage.schema import SCHEMA_VERSION, metadata, schema_info
+from penguin.storage.migrate import Migrations, SchemaStatus
 from penguin.storage.sqlite_writer import SQLiteWriter, is_busy
 
 T = TypeVar("T")
@@ -40,10 +42,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Database:
-    """Owns the SQLAlchemy async engine."""
+    """Owns the SQLAlchemy async engine.
 
-    def __init__(self, url: str) -> None:
+    Args:
+        url: SQLAlchemy async URL (``sqlite+aiosqlite:///...``, ``postgresql+asyncpg://...``).
+        auto_migrate: upgrade an older schema when it is opened (else ``create_schema`` raises
+            ``MigrationRequired``).
+        migrations: the revisions to open the schema with (default: the package's).
+    """
+
+    def __init__(self, url: str, *, auto_migrate: bool = True, migrations: Migrations | None = None) -> None:
         self.url = url
+        self.auto_migrate = auto_migrate
+        self.migrations = migrations if migrations is not None else Migrations()
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
@@ -66,16 +77,18 @@ class Database:
             if database and database != ":memory:" and "mode=memory" not in url:
                 self._sqlite_writer = SQLiteWriter(self.engine.url)
 
-    async def create_schema(self) -> None:
-        # The memory tables register on ``metadata`` when their module is imported; importing it
-        # here rather than at the top avoids a cycle (penguin.memory builds on this module).
-        import penguin.memory.schema  # noqa: F401
+    async def create_schema(self) -> SchemaStatus:
+        """Make the schema ready: create it, upgrade it (unless ``auto_migrate`` is off), or refuse.
 
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            row = (await conn.execute(sa.select(schema_info.c.version))).first()
-            if row is None:
-                await conn.execute(sa.insert(schema_info).values(version=SCHEMA_VERSION))
+        Costs a few milliseconds when the schema is already current.
+
+        Raises:
+            SchemaTooNew: a newer Penguin made the database (it is left untouched).
+            SchemaUnrecognized: Penguin's tables without a schema version.
+            MigrationRequired: the schema is older and ``auto_migrate`` is off.
+            MigrationFailed: the upgrade failed and was rolled back.
+        """
+        return await self.migrations.open(self.engine, auto_migrate=self.auto_migrate)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -150,8 +150,13 @@ class DatabaseLock:
         self._engine = engine
         self._conn: AsyncConnection | None = None
 
-    async def acquire(self, info: OwnerInfo) -> None:
+    async def acquire(self, info: OwnerInfo, *, record: bool = True) -> None:
         """Take the lock for ``info``'s process (idempotent).
+
+        Args:
+            info: the process taking it.
+            record: keep ``info`` in the ``kv`` table for refused processes to read (needs the
+                schema: ``penguin db upgrade`` takes the lock before there may be one).
 
         Raises:
             DataDirInUse: another process uses the database; the error names it.
@@ -164,7 +169,8 @@ class DatabaseLock:
             await conn.commit()
             if not got:
                 raise await _database_in_use(conn)
-            await _record_owner(conn, info)
+            if record:
+                await _record_owner(conn, info)
         except BaseException:
             await conn.close()
             raise

@@ -3,16 +3,20 @@
 Timestamps are float epoch seconds and structured values are JSON text (encoded with orjson by
 the services), so no service needs dialect-specific types or SQL. Every table carries
 ``tenant_id``.
+
+These tables describe the schema; migrations (``penguin/storage/migrations``) make it. Change a
+table here and add a revision in the same commit: a test compares a migrated database with
+``metadata`` on SQLite and PostgreSQL and fails until both agree.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
-
 metadata = sa.MetaData()
 
+#: The schema number, for people and for release 0.3.3's successors: the number of the newest
+#: revision applied (``0001_release_0_3_3`` → 1); 0.3.3 wrote 1. See ``penguin.storage.migrate``.
 schema_info = sa.Table(
     "penguin_schema",
     metadata,
