@@ -35,8 +35,10 @@ LOCK_NAME = "penguin.lock"
 #: How long ``acquire`` retries a busy lock before it reports the owner: a CLI reading who owns
 #: the directory holds a shared lock for microseconds, and that must not refuse a starting server.
 _ACQUIRE_PATIENCE = 0.5
-#: The advisory lock key of a PostgreSQL database's owner ("penguin" in ASCII).
-_PG_OWNER_KEY = 0x70656E6775696E
+#: The advisory lock key of a PostgreSQL database's owner ("pen_ownr" in ASCII). It must differ
+#: from the migrations' key (``storage.migrate.PG_LOCK_KEY``): a process waiting to migrate would
+#: otherwise wait forever on the owner's session lock instead of being refused.
+_PG_OWNER_KEY = 0x70656E5F6F776E72
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
