@@ -64,6 +64,16 @@ class Settings(BaseSettings):
         "more per chat than the rest of the HTTP layer.",
     )
 
+    # Observability (penguin.telemetry)
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as readable text or one JSON object each ('json')."
+    )
+    metrics_agent_limit: int = Field(
+        default=50, ge=1,
+        description="Agents that keep their own agent_id label on /metrics (the most active); the rest "
+        "are summed under agent_id=\"~other\".",
+    )
+
     # Providers
     openai_base_url: str = Field(
         default="https://api.openai.com/v1",

@@ -32,7 +32,8 @@ from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
 from penguin.storage.owner import DatabaseLock, DataDirLock
-from penguin.telemetry import TelemetryCollector, TelemetrySummary
+from penguin.telemetry import RuntimeMetrics, TelemetryCollector, TelemetrySummary
+from penguin.telemetry.tracing import Tracing
 from penguin.tools.approvals import ApprovalBroker, ApprovalRequest
 from penguin.tools.mcp import MCPManager, MCPServerInfo
 from penguin.tools.policy import ToolPolicyEnforcer
@@ -60,7 +61,10 @@ class PenguinCore(MessagingSurface):
         self.owner = DataDirLock(settings.data_dir)
         self.db = Database(settings.resolved_database_url())
         self._db_owner = None if self.db.is_sqlite else DatabaseLock(self.db.engine)
-        self.models = ModelRegistry(settings)
+        self.metrics = RuntimeMetrics(agent_limit=settings.metrics_agent_limit)
+        #: OpenTelemetry spans, on only when the OTEL_* variables ask (see telemetry.tracing).
+        self.tracing = Tracing.from_environment()
+        self.models = ModelRegistry(settings, on_retry=self.metrics.count_retry)
         self.workspace = Workspace.from_settings(settings)
         self.approvals = ApprovalBroker()
         self.tools = ToolRegistry(policy=ToolPolicyEnforcer(approvals=self.approvals))
@@ -97,6 +101,8 @@ class PenguinCore(MessagingSurface):
             tools=self.tools,
             core=self,
             memory=self.memory_hooks,
+            metrics=self.metrics,
+            tracing=self.tracing,
         )
         self.tasks = TaskManager(
             self.db,
@@ -110,6 +116,7 @@ class PenguinCore(MessagingSurface):
             self.bus, tenant_id=self.tenant_id, agent_ids=lambda: (s.agent_id for s in self.agents.list()),
             rooms=self.rooms.all, tool_stats=self.tool_stats,
         )
+        self.metrics.watch(self.telemetry, queue_depths=self.queue_depths)
         self._started = False
 
     # Lifecycle -------------------------------------------------------------------------------
@@ -154,6 +161,7 @@ class PenguinCore(MessagingSurface):
         await self.mcp.aclose()
         await self.models.aclose()
         await self.memory.aclose()
+        self.tracing.shutdown()
         if self._db_owner is not None:
             await self._db_owner.release()
         await self.db.aclose()
@@ -445,6 +453,14 @@ class PenguinCore(MessagingSurface):
             self.get_agent(agent_id)
         await self.telemetry.flush()
         return self.telemetry.summary(agent_id)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting now: ``turns`` queued behind their conversation's writer (or a paused
+        agent's gate), ``inbox`` bus messages delivered to agents and not yet processed."""
+        return {
+            "turns": sum(r.queued for r in self.runtimes.all()),
+            "inbox": self.inbox.pending_total(),
+        }
 
     def tool_stats(self, agent_id: str | None = None) -> dict[str, Any]:
         """Allowed, denied (by reason), failed and timed-out tool calls, per agent and per tool."""

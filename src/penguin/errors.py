@@ -21,6 +21,7 @@ CLI) can translate them once, from a single table::
     └── RuntimeFailure            Penguin or a dependency failed while doing valid work
         ├── ModelError            the model provider failed (status, provider, message)
         ├── ModelNotInstalled     the provider's optional dependency is missing (says how to fix)
+        ├── ExtraNotInstalled     a setting needs an optional extra that is missing (e.g. [otel])
         ├── TurnCancelled         an in-flight turn was cancelled
         ├── ToolError             a tool failed (returned to the model, not raised to callers)
         │   └── ToolDenied        policy refused the call
@@ -176,6 +177,14 @@ class ModelNotInstalled(RuntimeFailure):
     title = "Model runtime not installed"
 
 
+class ExtraNotInstalled(RuntimeFailure):
+    """A setting asks for a feature whose optional dependencies are not installed."""
+
+    status = 503
+    code = "extra-not-installed"
+    title = "Optional dependency not installed"
+
+
 class TurnCancelled(RuntimeFailure):
     status = 409
     code = "turn-cancelled"
@@ -216,6 +225,7 @@ __all__ = [
     "Conflict",
     "ConversationNotFound",
     "DataDirInUse",
+    "ExtraNotInstalled",
     "InvalidAgentId",
     "InvalidModelString",
     "ModelError",

@@ -1,6 +1,7 @@
 """``create_app``: the FastAPI app over one ``PenguinCore``.
 
-Layers, outermost first: authentication (when ``Settings.api_key`` is set), the body limit
+Layers, outermost first: the request context (``api.requests``: request id, HTTP metrics, trace
+context, one traceback per 500), authentication (when ``Settings.api_key`` is set), the body limit
 (``Settings.max_body_bytes``), the chat fast path (``api.fastpath``), then FastAPI with the
 error handlers of ``api.errors`` and the routers under ``/api/v1``. The lifespan starts the core
 and, on shutdown, drains in-flight turns (finish within the grace period, else cancel: the engine
@@ -20,6 +21,7 @@ import penguin
 from penguin.api.errors import PROBLEM_JSON, install_error_handlers
 from penguin.api.fastpath import ChatFastPath
 from penguin.api.middleware import AuthMiddleware, BodyLimitMiddleware
+from penguin.api.requests import PenguinApp
 from penguin.api.routes import (
     agents,
     chat,
@@ -90,7 +92,7 @@ def create_app(
             if owns_core:
                 await state.core.stop()
 
-    app = FastAPI(
+    app = PenguinApp(
         title="Penguin API",
         version=penguin.__version__,
         description=_DESCRIPTION,

@@ -34,6 +34,7 @@ from penguin.errors import (
     Conflict,
     ConversationNotFound,
     DataDirInUse,
+    ExtraNotInstalled,
     InvalidAgentId,
     InvalidModelString,
     ModelError,
@@ -117,6 +118,7 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     QuotaExceeded: 429,
     ModelError: 502,
     ModelNotInstalled: 503,
+    ExtraNotInstalled: 503,
     ServerShuttingDown: 503,
 }
 

@@ -33,6 +33,7 @@ from penguin.api.app import create_app
 from penguin.config import Settings
 from penguin.core import PenguinCore
 from penguin.errors import UserError
+from penguin.telemetry.logs import log_config
 
 #: uvicorn's own logger: the "running on" line reads like the rest of the server's startup.
 _log = logging.getLogger("uvicorn.error")
@@ -141,6 +142,7 @@ def build_server(
         port=port,
         lifespan="on",
         log_level=log_level,
+        log_config=log_config(settings.log_format, log_level),
         access_log=settings.access_log,
         ws_max_size=settings.max_body_bytes,
         # Requests get the same grace as turns; the lifespan then drains what is left.

@@ -11,6 +11,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from penguin.config import Settings
 from penguin.errors import InvalidModelString
@@ -53,7 +54,11 @@ class ModelRef:
         return cls(match["provider"], match["model"])
 
 
-def _openai(model: str, settings: Settings) -> Model:
+RetryHook = Callable[[str], None]
+"""Told the provider name before each retried model request (the retry metric)."""
+
+
+def _openai(model: str, settings: Settings, *, on_retry: RetryHook | None = None) -> Model:
     from penguin.models.openai import OpenAIModel
 
     return OpenAIModel(
@@ -62,10 +67,11 @@ def _openai(model: str, settings: Settings) -> Model:
         api_key=settings.openai_api_key,
         timeout=settings.model_timeout,
         retries=settings.model_retries,
+        on_retry=on_retry,
     )
 
 
-def _anthropic(model: str, settings: Settings) -> Model:
+def _anthropic(model: str, settings: Settings, *, on_retry: RetryHook | None = None) -> Model:
     from penguin.models.anthropic import AnthropicModel
 
     return AnthropicModel(
@@ -74,6 +80,7 @@ def _anthropic(model: str, settings: Settings) -> Model:
         api_key=settings.anthropic_api_key,
         timeout=settings.model_timeout,
         retries=settings.model_retries,
+        on_retry=on_retry,
     )
 
 
@@ -93,13 +100,19 @@ def _scripted(model: str, settings: Settings) -> Model:
 
 
 class ModelRegistry:
-    """Owns every model instance of one ``PenguinCore``."""
+    """Owns every model instance of one ``PenguinCore``.
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: credentials, base URLs, timeouts and retries of the built-in providers.
+        on_retry: told the provider name before each retried request of a wire client.
+    """
+
+    def __init__(self, settings: Settings, *, on_retry: RetryHook | None = None) -> None:
         self._settings = settings
+        self._on_retry = on_retry
         self._providers: dict[str, ProviderFactory] = {
-            "openai": _openai,
-            "anthropic": _anthropic,
+            "openai": partial(_openai, on_retry=on_retry),
+            "anthropic": partial(_anthropic, on_retry=on_retry),
             "local": _local,
             "scripted": _scripted,
         }
