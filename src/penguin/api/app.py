@@ -40,6 +40,7 @@ from penguin.api.ws_messages import router as ws_messages_router
 from penguin.config import Settings
 from penguin.core import PenguinCore
 from penguin.dashboard import mount_console
+from penguin.interop import openai_face
 
 API_PREFIX = "/api/v1"
 
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(telemetry.metrics_router)
     app.include_router(ws_router, prefix=API_PREFIX)
     app.include_router(ws_messages_router, prefix=API_PREFIX)
+    app.include_router(openai_face.router)  # /v1/chat/completions, /v1/models
     # Innermost of ours: plain JSON chats skip FastAPI's per-request work (see api.fastpath).
     app.add_middleware(ChatFastPath, state=state, handlers=app.exception_handlers)
     app.add_middleware(BodyLimitMiddleware, max_bytes=core.settings.max_body_bytes)
