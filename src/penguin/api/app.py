@@ -11,7 +11,7 @@ records cancelled turns) before stopping the core it owns.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,7 +40,7 @@ from penguin.api.ws_messages import router as ws_messages_router
 from penguin.config import Settings
 from penguin.core import PenguinCore
 from penguin.dashboard import mount_console
-from penguin.interop import openai_face
+from penguin.interop import mcp_server, openai_face
 
 API_PREFIX = "/api/v1"
 
@@ -87,7 +87,10 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await state.core.start()
         try:
-            yield
+            async with AsyncExitStack() as faces:
+                if mcp_face is not None:
+                    await faces.enter_async_context(mcp_face.running())
+                yield
         finally:
             await state.tracker.drain(state.shutdown_grace)
             if owns_core:
@@ -110,6 +113,7 @@ def create_app(
     app.include_router(ws_router, prefix=API_PREFIX)
     app.include_router(ws_messages_router, prefix=API_PREFIX)
     app.include_router(openai_face.router)  # /v1/chat/completions, /v1/models
+    mcp_face = mcp_server.mount(app, core, state.tracker.run)  # /mcp (streamable HTTP)
     # Innermost of ours: plain JSON chats skip FastAPI's per-request work (see api.fastpath).
     app.add_middleware(ChatFastPath, state=state, handlers=app.exception_handlers)
     app.add_middleware(BodyLimitMiddleware, max_bytes=core.settings.max_body_bytes)
