@@ -40,7 +40,7 @@ from penguin.api.ws_messages import router as ws_messages_router
 from penguin.config import Settings
 from penguin.core import PenguinCore
 from penguin.dashboard import mount_console
-from penguin.interop import mcp_server, openai_face
+from penguin.interop import a2a, mcp_server, openai_face
 
 API_PREFIX = "/api/v1"
 
@@ -113,6 +113,7 @@ def create_app(
     app.include_router(ws_router, prefix=API_PREFIX)
     app.include_router(ws_messages_router, prefix=API_PREFIX)
     app.include_router(openai_face.router)  # /v1/chat/completions, /v1/models
+    app.include_router(a2a.router)  # /.well-known/agent-card.json, /a2a[/{agent_id}]
     mcp_face = mcp_server.mount(app, core, state.tracker.run)  # /mcp (streamable HTTP)
     # Innermost of ours: plain JSON chats skip FastAPI's per-request work (see api.fastpath).
     app.add_middleware(ChatFastPath, state=state, handlers=app.exception_handlers)
