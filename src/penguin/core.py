@@ -11,12 +11,14 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import pydantic
+
 from penguin.agents.registry import AgentRegistry
 from penguin.agents.runtime import Runtimes
 from penguin.agents.spec import AgentSpec
 from penguin.charter import Charter, CharterFiles, CharterRunResult, CharterWorkflow, Problem, lint
 from penguin.charter.tools import TOOLS as CHARTER_TOOLS
-from penguin.config import Settings, check_setting_names
+from penguin.config import ProviderSettings, Settings, check_setting_names
 from penguin.conversations.messages import Checkpoint, Conversation, Message
 from penguin.conversations.store import ConversationStore
 from penguin.coordination.surface import MessagingSurface
@@ -28,6 +30,7 @@ from penguin.memory import Memory, MemoryHit, MemoryStats, MemoryStore, Scope, S
 from penguin.memory.hooks import MemoryHooks
 from penguin.memory.summaries import Compactor
 from penguin.memory.tools import memory_tools
+from penguin.models.providers import Provider, Providers
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
@@ -43,6 +46,16 @@ from penguin.tools.shell import ShellLimits
 from penguin.tools.workspace import register_builtin_tools
 
 MAX_TEXT_CHARS = 1_000_000
+
+
+def _provider_settings(**fields: Any) -> ProviderSettings:
+    """``ProviderSettings`` from keyword fields; a bad one is a ``ValidationFailed`` naming it."""
+    try:
+        return ProviderSettings.model_validate(fields)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "provider"
+        raise ValidationFailed(f"{name}: {first['msg']}", field=name) from None
 
 
 class PenguinCore(MessagingSurface):
@@ -117,6 +130,8 @@ class PenguinCore(MessagingSurface):
             rooms=self.rooms.all, tool_stats=self.tool_stats,
         )
         self.metrics.watch(self.telemetry, queue_depths=self.queue_depths)
+        #: Named provider endpoints (``<name>:<model>``), from the settings and the API.
+        self.providers = Providers(settings, self._bus_kv, self.models, on_retry=self.metrics.count_retry)
         self._started = False
 
     # Lifecycle -------------------------------------------------------------------------------
@@ -141,6 +156,7 @@ class PenguinCore(MessagingSurface):
         await self._start_bus()
         self.telemetry.start()
         await self.memory.start()
+        await self.providers.load()
         await self.agents.load()
         await self.tasks.recover()
         await self._start_messaging()
@@ -461,6 +477,37 @@ class PenguinCore(MessagingSurface):
             "turns": sum(r.queued for r in self.runtimes.all()),
             "inbox": self.inbox.pending_total(),
         }
+
+    # Providers ---------------------------------------------------------------------------------
+
+    def list_providers(self) -> list[Provider]:
+        """Named provider endpoints (``<name>:<model>``), from the settings and the API."""
+        return self.providers.list()
+
+    def get_provider(self, name: str) -> Provider:
+        """Raises ProviderNotFound."""
+        return self.providers.get(name)
+
+    async def put_provider(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        kind: str = "openai",
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Provider, bool]:
+        """Define or replace a provider (persisted); returns it and whether it is new.
+
+        Raises:
+            ValidationFailed: a built-in or malformed name, or a bad field.
+        """
+        config = _provider_settings(kind=kind, base_url=base_url, api_key_env=api_key_env, headers=dict(headers or {}))
+        return await self.providers.put(name, config)
+
+    async def delete_provider(self, name: str) -> Provider:
+        """Remove a provider defined over the API. Raises ProviderNotFound or Conflict (defined in settings)."""
+        return await self.providers.delete(name)
 
     def tool_stats(self, agent_id: str | None = None) -> dict[str, Any]:
         """Allowed, denied (by reason), failed and timed-out tool calls, per agent and per tool."""

@@ -30,6 +30,7 @@ from penguin.api.routes import (
     memory,
     messages,
     meta,
+    providers,
     tasks,
     telemetry,
     tools,
@@ -107,7 +108,8 @@ def create_app(
     )
     app.state.penguin = state
     install_error_handlers(app)
-    for module in (chat, agents, conversations, tasks, messages, coordination, memory, tools, telemetry, meta):
+    for module in (chat, agents, conversations, tasks, messages, coordination, memory, tools, telemetry, meta,
+                   providers):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(telemetry.metrics_router)
     app.include_router(ws_router, prefix=API_PREFIX)

@@ -126,6 +126,13 @@ class ModelRegistry:
         """Add or replace a provider (e.g. a custom gateway)."""
         self._providers[name] = factory
 
+    async def drop_provider(self, name: str) -> None:
+        """Forget provider ``name`` and close the models built from it."""
+        self._providers.pop(name, None)
+        prefix = f"{name}:"
+        dropped = [self._instances.pop(k) for k in [k for k in self._instances if k.startswith(prefix)]]
+        await asyncio.gather(*(m.aclose() for m in dropped), return_exceptions=True)
+
     def register(self, model_string: str, model: Model) -> None:
         """Serve ``model`` for ``model_string`` (e.g. a ``ScriptedModel`` under ``scripted:planner``)."""
         ModelRef.parse(model_string)
