@@ -1,6 +1,7 @@
 """OpenTelemetry traces: a server span per HTTP request, then turn → model call → tool call.
 
-Off unless the standard variables ask for it: ``OTEL_TRACES_EXPORTER`` = ``console`` and/or
+Off unless the standard variables ask for it: ``OTEL_TRACES_EXPORTER`` = ``console`` (one JSON
+object per span on stderr) and/or
 ``otlp`` (comma-separated; ``none`` or unset is off), and not ``OTEL_SDK_DISABLED=true``. The SDK
 (``pip install 'penguin-agents[otel]'``) then reads the rest of the standard variables itself:
 ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (default service name ``penguin``),
@@ -26,6 +27,7 @@ check per call site): the turn path pays nothing else, and the SDK is never impo
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -93,8 +95,9 @@ class Tracing:
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         for name in exporters:
             if name == "console":
-                # Printed as each span ends: what a developer watching a terminal expects.
-                provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+                # Printed as each span ends, to stderr like the logs: stdout belongs to the MCP
+                # protocol under ``penguin mcp``.
+                provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
             else:
                 provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(environ)))
         import penguin
