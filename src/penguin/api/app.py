@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 import penguin
-from penguin.api.errors import PROBLEM_JSON, install_error_handlers
+from penguin.api.errors import install_error_handlers
 from penguin.api.fastpath import ChatFastPath
 from penguin.api.middleware import AuthMiddleware, BodyLimitMiddleware
+from penguin.api.openapi import build_openapi, install_docs
 from penguin.api.requests import PenguinApp
 from penguin.api.routes import (
     agents,
@@ -102,7 +101,7 @@ def create_app(
         version=penguin.__version__,
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs, from the package instead of a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -123,28 +122,9 @@ def create_app(
     if core.settings.api_key:
         app.add_middleware(AuthMiddleware, api_key=core.settings.api_key)
     mount_console(app)  # outermost: the console's static files load without the API key
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    install_docs(app)
+    app.openapi = lambda: build_openapi(app, api_key=_has_api_key(app))  # type: ignore[method-assign]
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated document, with error responses declared as ``application/problem+json``."""
-    if app.openapi_schema is not None:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
-    for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status[:1] in ("4", "5") and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
-    if _has_api_key(app):
-        schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        schema["security"] = [{"bearer": []}]
-    app.openapi_schema = schema
-    return schema
 
 
 def _has_api_key(app: FastAPI) -> bool:

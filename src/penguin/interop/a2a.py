@@ -121,12 +121,30 @@ async def agent_card(agent_id: str, request: Request, api: Api) -> dict[str, Any
 # JSON-RPC ----------------------------------------------------------------------------------------
 
 
-@router.post("/a2a", summary="A2A JSON-RPC endpoint of the directory (agent from metadata.agent_id)")
+_RPC_REQUEST = {"jsonrpc": "2.0", "id": "1", "method": "SendMessage", "params": {"message": {
+    "messageId": "9f1c", "role": "ROLE_USER", "contextId": "conv_01jf3zq8", "parts": [{"text": "Hello!"}],
+    "metadata": {"agent_id": "support"}}}}
+_RPC_RESULT = {"jsonrpc": "2.0", "id": "1", "result": {"task": {
+    "id": "conv_01jf3zq8:turn_01jf3zq8", "contextId": "conv_01jf3zq8",
+    "status": {"state": "TASK_STATE_COMPLETED", "timestamp": "2026-12-04T16:41:42.123Z", "message": {
+        "messageId": "msg-1", "role": "ROLE_AGENT", "parts": [{"text": "Hi! How can I help?"}]}},
+    "artifacts": [{"artifactId": "reply", "name": "reply", "parts": [{"text": "Hi! How can I help?"}]}]}}}
+_RPC_DOC: dict[str, Any] = {
+    "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "required": ["jsonrpc", "method", "id"]}, "example": _RPC_REQUEST}}}},
+    "responses": {200: {"description": "A JSON-RPC response; `SendStreamingMessage` answers with a "
+                                       "`text/event-stream` of JSON-RPC responses (see docs/api.md).",
+                        "content": {"application/json": {"example": _RPC_RESULT},
+                                    "text/event-stream": {"schema": {"type": "string"}}}}},
+}
+
+
+@router.post("/a2a", summary="A2A JSON-RPC endpoint of the directory (agent from metadata.agent_id)", **_RPC_DOC)
 async def rpc_directory(request: Request, api: Api) -> Response:
     return await _rpc(request, api, None)
 
 
-@router.post("/a2a/{agent_id}", summary="A2A JSON-RPC endpoint of one agent")
+@router.post("/a2a/{agent_id}", summary="A2A JSON-RPC endpoint of one agent", **_RPC_DOC)
 async def rpc_agent(agent_id: str, request: Request, api: Api) -> Response:
     """`SendMessage`, `SendStreamingMessage` and `GetTask` of A2A 1.0 (see docs/api.md)."""
     return await _rpc(request, api, agent_id)

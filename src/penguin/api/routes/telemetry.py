@@ -38,8 +38,17 @@ async def telemetry(api: Api, agent_id: Annotated[AgentId | None, Query()] = Non
     return (await api.core.telemetry_summary(agent_id)).to_dict()
 
 
+_METRICS_EXAMPLE = (
+    'penguin_agent_turns_total{agent_id="support"} 3.0\n'
+    'penguin_http_request_duration_seconds_count{method="POST",route="/api/v1/chat",status="200"} 3.0\n'
+    'penguin_model_call_duration_seconds_count{outcome="ok",provider="openai"} 3.0\n'
+    'penguin_queue_depth{queue="turns"} 0.0\n'
+)
+
+
 @metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-                    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+                    responses={200: {"content": {CONTENT_TYPE: {"example": _METRICS_EXAMPLE}},
+                                     "description": "Prometheus text format"}})
 async def metrics(api: Api) -> Response:
     """The metrics as Prometheus text exposition (see docs/observability.md).
 
