@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import time
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -32,15 +31,11 @@ LogFormat = Literal["text", "json"]
 FIELDS = ("request_id", "agent_id", "conversation_id", "turn_id")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TurnFields:
-    """Which turn a log line is about."""
+TurnFields = tuple[str, str, str]
+"""``(agent_id, conversation_id, turn_id)`` of the turn a log line is about (a plain tuple: it is
+bound on every turn, and a tuple costs a fraction of a frozen dataclass to build)."""
 
-    agent_id: str
-    conversation_id: str
-    turn_id: str
-
-
+_TURN_FIELDS = ("agent_id", "conversation_id", "turn_id")
 _request_id: ContextVar[str | None] = ContextVar("penguin_request_id", default=None)
 _turn: ContextVar[TurnFields | None] = ContextVar("penguin_turn", default=None)
 
@@ -61,7 +56,7 @@ def current_request_id() -> str | None:
 
 def bind_turn(agent_id: str, conversation_id: str, turn_id: str) -> Token[TurnFields | None]:
     """Make this the turn of every log line in this context until ``unbind_turn``."""
-    return _turn.set(TurnFields(agent_id=agent_id, conversation_id=conversation_id, turn_id=turn_id))
+    return _turn.set((agent_id, conversation_id, turn_id))
 
 
 def unbind_turn(token: Token[TurnFields | None]) -> None:
@@ -79,9 +74,9 @@ class ContextFilter(logging.Filter):
         if attrs.get("request_id") is None:
             attrs["request_id"] = _request_id.get()
         turn = _turn.get()
-        for name in ("agent_id", "conversation_id", "turn_id"):
+        for index, name in enumerate(_TURN_FIELDS):
             if attrs.get(name) is None:
-                attrs[name] = getattr(turn, name) if turn is not None else None
+                attrs[name] = turn[index] if turn is not None else None
         return True
 
 

@@ -72,6 +72,8 @@ class RuntimeMetrics:
             ["provider", "code"], registry=self.registry,
         )
         ProcessCollector(registry=self.registry)
+        #: The histogram child of each (provider, outcome): ``labels()`` costs more than ``observe``.
+        self._model_children: dict[tuple[str, str], Any] = {}
 
     def watch(self, telemetry: TelemetryCollector, *, queue_depths: QueueDepths) -> None:
         """Expose ``telemetry`` and ``queue_depths`` (``{queue: items waiting}``, read at each scrape)."""
@@ -82,7 +84,11 @@ class RuntimeMetrics:
 
     def observe_model_call(self, provider: str, seconds: float, error_code: str | None = None) -> None:
         """One model call ended (``error_code`` is the ``PenguinError.code`` when it failed)."""
-        self.model_duration.labels(provider, "ok" if error_code is None else "error").observe(seconds)
+        key = (provider, "ok" if error_code is None else "error")
+        child = self._model_children.get(key)
+        if child is None:
+            child = self._model_children[key] = self.model_duration.labels(*key)
+        child.observe(seconds)
         if error_code is not None:
             self.model_errors.labels(provider, error_code).inc()
 
