@@ -8,11 +8,12 @@ conventional names (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``ANTHROPIC_API_KEY
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +23,62 @@ from pydantic_settings import (
 
 from penguin._suggest import did_you_mean
 from penguin.errors import UnknownSetting
+
+#: Provider names served by Penguin itself; a named provider cannot take one of them.
+BUILTIN_PROVIDERS = frozenset({"openai", "anthropic", "local", "scripted"})
+_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+
+
+class ProviderSettings(BaseModel):
+    """One named provider endpoint (``[providers.<name>]`` in penguin.toml; see ``models.providers``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["openai", "anthropic"] = Field(
+        default="openai", description="Wire protocol: 'openai' (Chat Completions) or 'anthropic' (Messages)."
+    )
+    base_url: str = Field(
+        pattern=r"^https?://[^\s]+$", max_length=2048,
+        description="API root, e.g. 'http://10.0.0.5:8000/v1' (openai) or 'https://api.anthropic.com'.",
+    )
+    api_key_env: str | None = Field(
+        default=None, description="NAME of the environment variable holding the key (never the key itself)."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent with every request.")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError("must be an environment variable name (letters, digits, '_'), not a key")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 32:
+            raise ValueError("at most 32 headers")
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if len(text) > 4096 or "\r" in text or "\n" in text:
+                raise ValueError(f"the value of {name!r} is longer than 4096 characters or holds a line break")
+        return value
+
+    @staticmethod
+    def check_name(name: str) -> str:
+        """Raises ValidationFailed for a built-in or malformed provider name."""
+        from penguin.errors import ValidationFailed
+
+        if name in BUILTIN_PROVIDERS:
+            raise ValidationFailed(f"{name!r} is a built-in provider and cannot be redefined; pick another name",
+                                   field="name")
+        if not _PROVIDER_NAME.fullmatch(name):
+            raise ValidationFailed(f"invalid provider name {name[:40]!r}: 1-32 characters of a-z, 0-9, '_' or '-', "
+                                   "starting with a letter", field="name")
+        return name
 
 
 class Settings(BaseSettings):
@@ -69,6 +126,16 @@ class Settings(BaseSettings):
         "more per chat than the rest of the HTTP layer.",
     )
 
+    # Observability (penguin.telemetry)
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as readable text or one JSON object each ('json')."
+    )
+    metrics_agent_limit: int = Field(
+        default=50, ge=1,
+        description="Agents that keep their own agent_id label on /metrics (the most active); the rest "
+        "are summed under agent_id=\"~other\".",
+    )
+
     # Providers
     openai_base_url: str = Field(
         default="https://api.openai.com/v1",
@@ -84,6 +151,10 @@ class Settings(BaseSettings):
     anthropic_api_key: str | None = Field(
         default=None,
         validation_alias=AliasChoices("anthropic_api_key", "ANTHROPIC_API_KEY", "PENGUIN_ANTHROPIC_API_KEY"),
+    )
+    providers: dict[str, ProviderSettings] = Field(
+        default_factory=dict,
+        description="Named provider endpoints usable as '<name>:<model>' ([providers.<name>] in penguin.toml).",
     )
     model_timeout: float = Field(default=120.0, gt=0, description="Seconds per model HTTP request.")
     model_retries: int = Field(default=3, ge=0, le=10, description="Retries on 429/5xx/timeouts.")
@@ -127,6 +198,16 @@ class Settings(BaseSettings):
         description="Model that writes compaction summaries; default: the agent's own model (scripted "
         "models fall back to an extractive summary).",
     )
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        for name in value:
+            try:
+                ProviderSettings.check_name(name)
+            except Exception as exc:  # ValidationFailed, reported by pydantic as this field's error
+                raise ValueError(str(exc)) from None
+        return value
 
     def __init__(self, **values: Any) -> None:
         """Read the settings; every name given is checked first.

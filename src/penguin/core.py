@@ -11,12 +11,14 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import pydantic
+
 from penguin.agents.registry import AgentRegistry
 from penguin.agents.runtime import Runtimes
 from penguin.agents.spec import AgentSpec
 from penguin.charter import Charter, CharterFiles, CharterRunResult, CharterWorkflow, Problem, lint
 from penguin.charter.tools import TOOLS as CHARTER_TOOLS
-from penguin.config import Settings, check_setting_names
+from penguin.config import ProviderSettings, Settings, check_setting_names
 from penguin.conversations.messages import Checkpoint, Conversation, Message
 from penguin.conversations.store import ConversationStore
 from penguin.coordination.surface import MessagingSurface
@@ -29,11 +31,13 @@ from penguin.memory.hooks import MemoryHooks
 from penguin.memory.summaries import Compactor
 from penguin.memory.tools import memory_tools
 from penguin.models.progress import LogProgress, ModelProgress
+from penguin.models.providers import Provider, Providers
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
 from penguin.storage.database import Database
 from penguin.storage.owner import DatabaseLock, DataDirLock
-from penguin.telemetry import TelemetryCollector, TelemetrySummary
+from penguin.telemetry import RuntimeMetrics, TelemetryCollector, TelemetrySummary
+from penguin.telemetry.tracing import Tracing
 from penguin.tools.approvals import ApprovalBroker, ApprovalRequest
 from penguin.tools.mcp import MCPManager, MCPServerInfo
 from penguin.tools.policy import ToolPolicyEnforcer
@@ -43,6 +47,16 @@ from penguin.tools.shell import ShellLimits
 from penguin.tools.workspace import register_builtin_tools
 
 MAX_TEXT_CHARS = 1_000_000
+
+
+def _provider_settings(**fields: Any) -> ProviderSettings:
+    """``ProviderSettings`` from keyword fields; a bad one is a ``ValidationFailed`` naming it."""
+    try:
+        return ProviderSettings.model_validate(fields)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "provider"
+        raise ValidationFailed(f"{name}: {first['msg']}", field=name) from None
 
 
 class PenguinCore(MessagingSurface):
@@ -71,7 +85,14 @@ class PenguinCore(MessagingSurface):
         self.owner = DataDirLock(settings.data_dir)
         self.db = Database(settings.resolved_database_url(), auto_migrate=settings.auto_migrate)
         self._db_owner = None if self.db.is_sqlite else DatabaseLock(self.db.engine)
-        self.models = ModelRegistry(settings, progress=model_progress if model_progress is not None else LogProgress())
+        self.metrics = RuntimeMetrics(agent_limit=settings.metrics_agent_limit)
+        #: OpenTelemetry spans, on only when the OTEL_* variables ask (see telemetry.tracing).
+        self.tracing = Tracing.from_environment()
+        self.models = ModelRegistry(
+            settings,
+            progress=model_progress if model_progress is not None else LogProgress(),
+            on_retry=self.metrics.count_retry,
+        )
         self.workspace = Workspace.from_settings(settings)
         self.approvals = ApprovalBroker()
         self.tools = ToolRegistry(policy=ToolPolicyEnforcer(approvals=self.approvals))
@@ -108,6 +129,8 @@ class PenguinCore(MessagingSurface):
             tools=self.tools,
             core=self,
             memory=self.memory_hooks,
+            metrics=self.metrics,
+            tracing=self.tracing,
         )
         self.tasks = TaskManager(
             self.db,
@@ -121,6 +144,9 @@ class PenguinCore(MessagingSurface):
             self.bus, tenant_id=self.tenant_id, agent_ids=lambda: (s.agent_id for s in self.agents.list()),
             rooms=self.rooms.all, tool_stats=self.tool_stats,
         )
+        self.metrics.watch(self.telemetry, queue_depths=self.queue_depths)
+        #: Named provider endpoints (``<name>:<model>``), from the settings and the API.
+        self.providers = Providers(settings, self._bus_kv, self.models, on_retry=self.metrics.count_retry)
         self._started = False
 
     # Lifecycle -------------------------------------------------------------------------------
@@ -145,6 +171,7 @@ class PenguinCore(MessagingSurface):
         await self._start_bus()
         self.telemetry.start()
         await self.memory.start()
+        await self.providers.load()
         await self.agents.load()
         await self.tasks.recover()
         await self._start_messaging()
@@ -165,6 +192,7 @@ class PenguinCore(MessagingSurface):
         await self.mcp.aclose()
         await self.models.aclose()
         await self.memory.aclose()
+        self.tracing.shutdown()
         if self._db_owner is not None:
             await self._db_owner.release()
         await self.db.aclose()
@@ -483,6 +511,45 @@ class PenguinCore(MessagingSurface):
             self.get_agent(agent_id)
         await self.telemetry.flush()
         return self.telemetry.summary(agent_id)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Work waiting now: ``turns`` queued behind their conversation's writer (or a paused
+        agent's gate), ``inbox`` bus messages delivered to agents and not yet processed."""
+        return {
+            "turns": sum(r.queued for r in self.runtimes.all()),
+            "inbox": self.inbox.pending_total(),
+        }
+
+    # Providers ---------------------------------------------------------------------------------
+
+    def list_providers(self) -> list[Provider]:
+        """Named provider endpoints (``<name>:<model>``), from the settings and the API."""
+        return self.providers.list()
+
+    def get_provider(self, name: str) -> Provider:
+        """Raises ProviderNotFound."""
+        return self.providers.get(name)
+
+    async def put_provider(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        kind: str = "openai",
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Provider, bool]:
+        """Define or replace a provider (persisted); returns it and whether it is new.
+
+        Raises:
+            ValidationFailed: a built-in or malformed name, or a bad field.
+        """
+        config = _provider_settings(kind=kind, base_url=base_url, api_key_env=api_key_env, headers=dict(headers or {}))
+        return await self.providers.put(name, config)
+
+    async def delete_provider(self, name: str) -> Provider:
+        """Remove a provider defined over the API. Raises ProviderNotFound or Conflict (defined in settings)."""
+        return await self.providers.delete(name)
 
     def tool_stats(self, agent_id: str | None = None) -> dict[str, Any]:
         """Allowed, denied (by reason), failed and timed-out tool calls, per agent and per tool."""

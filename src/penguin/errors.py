@@ -26,6 +26,7 @@ CLI) can translate them once, from a single table::
         ├── ModelError            the model provider failed (status, provider, message)
         ├── ModelNotInstalled     the provider's optional dependency is missing (says how to fix)
         │   └── ModelCacheUnwritable  the model cache cannot be written (names it and PENGUIN_MODELS_DIR)
+        ├── ExtraNotInstalled     a setting needs an optional extra that is missing (e.g. [otel])
         ├── TurnCancelled         an in-flight turn was cancelled
         ├── ToolError             a tool failed (returned to the model, not raised to callers)
         │   └── ToolDenied        policy refused the call
@@ -220,6 +221,14 @@ class ModelCacheUnwritable(ModelNotInstalled):
     title = "Model cache not writable"
 
 
+class ExtraNotInstalled(RuntimeFailure):
+    """A setting asks for a feature whose optional dependencies are not installed."""
+
+    status = 503
+    code = "extra-not-installed"
+    title = "Optional dependency not installed"
+
+
 class TurnCancelled(RuntimeFailure):
     status = 409
     code = "turn-cancelled"
@@ -268,6 +277,7 @@ __all__ = [
     "Conflict",
     "ConversationNotFound",
     "DataDirInUse",
+    "ExtraNotInstalled",
     "InvalidAgentId",
     "InvalidModelString",
     "ModelCacheUnwritable",

@@ -42,6 +42,11 @@ class AgentRuntime:
     def busy(self) -> bool:
         return bool(self._inflight) or self._waiting > 0
 
+    @property
+    def queued(self) -> int:
+        """Turns waiting for their conversation's writer slot."""
+        return self._waiting
+
     def status(self) -> dict[str, object]:
         return {
             "paused": self.paused,

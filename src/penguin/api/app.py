@@ -1,6 +1,7 @@
 """``create_app``: the FastAPI app over one ``PenguinCore``.
 
-Layers, outermost first: authentication (when ``Settings.api_key`` is set), the body limit
+Layers, outermost first: the request context (``api.requests``: request id, HTTP metrics, trace
+context, one traceback per 500), authentication (when ``Settings.api_key`` is set), the body limit
 (``Settings.max_body_bytes``), the chat fast path (``api.fastpath``), then FastAPI with the
 error handlers of ``api.errors`` and the routers under ``/api/v1``. The lifespan starts the core
 and, on shutdown, drains in-flight turns (finish within the grace period, else cancel: the engine
@@ -10,16 +11,16 @@ records cancelled turns) before stopping the core it owns.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 import penguin
-from penguin.api.errors import PROBLEM_JSON, install_error_handlers
+from penguin.api.errors import install_error_handlers
 from penguin.api.fastpath import ChatFastPath
 from penguin.api.middleware import AuthMiddleware, BodyLimitMiddleware
+from penguin.api.openapi import build_openapi, install_docs
+from penguin.api.requests import PenguinApp
 from penguin.api.routes import (
     agents,
     chat,
@@ -28,6 +29,7 @@ from penguin.api.routes import (
     memory,
     messages,
     meta,
+    providers,
     tasks,
     telemetry,
     tools,
@@ -38,6 +40,7 @@ from penguin.api.ws_messages import router as ws_messages_router
 from penguin.config import Settings
 from penguin.core import PenguinCore
 from penguin.dashboard import mount_console
+from penguin.interop import a2a, mcp_server, openai_face
 
 API_PREFIX = "/api/v1"
 
@@ -84,56 +87,44 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await state.core.start()
         try:
-            yield
+            async with AsyncExitStack() as faces:
+                if mcp_face is not None:
+                    await faces.enter_async_context(mcp_face.running())
+                yield
         finally:
             await state.tracker.drain(state.shutdown_grace)
             if owns_core:
                 await state.core.stop()
 
-    app = FastAPI(
+    app = PenguinApp(
         title="Penguin API",
         version=penguin.__version__,
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs, from the package instead of a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
     app.state.penguin = state
     install_error_handlers(app)
-    for module in (chat, agents, conversations, tasks, messages, coordination, memory, tools, telemetry, meta):
+    for module in (chat, agents, conversations, tasks, messages, coordination, memory, tools, telemetry, meta,
+                   providers):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(telemetry.metrics_router)
     app.include_router(ws_router, prefix=API_PREFIX)
     app.include_router(ws_messages_router, prefix=API_PREFIX)
+    app.include_router(openai_face.router)  # /v1/chat/completions, /v1/models
+    app.include_router(a2a.router)  # /.well-known/agent-card.json, /a2a[/{agent_id}]
+    mcp_face = mcp_server.mount(app, core, state.tracker.run)  # /mcp (streamable HTTP)
     # Innermost of ours: plain JSON chats skip FastAPI's per-request work (see api.fastpath).
     app.add_middleware(ChatFastPath, state=state, handlers=app.exception_handlers)
     app.add_middleware(BodyLimitMiddleware, max_bytes=core.settings.max_body_bytes)
     if core.settings.api_key:
         app.add_middleware(AuthMiddleware, api_key=core.settings.api_key)
     mount_console(app)  # outermost: the console's static files load without the API key
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    install_docs(app)
+    app.openapi = lambda: build_openapi(app, api_key=_has_api_key(app))  # type: ignore[method-assign]
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated document, with error responses declared as ``application/problem+json``."""
-    if app.openapi_schema is not None:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
-    for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status[:1] in ("4", "5") and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
-    if _has_api_key(app):
-        schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        schema["security"] = [{"bearer": []}]
-    app.openapi_schema = schema
-    return schema
 
 
 def _has_api_key(app: FastAPI) -> bool:

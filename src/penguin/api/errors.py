@@ -34,6 +34,7 @@ from penguin.errors import (
     Conflict,
     ConversationNotFound,
     DataDirInUse,
+    ExtraNotInstalled,
     InvalidAgentId,
     InvalidModelString,
     MigrationFailed,
@@ -124,6 +125,7 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     ModelError: 502,
     ModelNotInstalled: 503,
     ModelCacheUnwritable: 503,
+    ExtraNotInstalled: 503,
     ServerShuttingDown: 503,
     # Raised when a core starts on a database it must not open (the CLI exits 2 on them).
     SchemaMismatch: 409,

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from penguin.api.openapi import TOOL_POLICY_SCHEMA
 from penguin.errors import InvalidAgentId
 from penguin.naming import AGENT_ID_RULE, validate_agent_id
 
@@ -73,6 +74,9 @@ Text = Annotated[str, AfterValidator(_check_utf8)]
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]
 """A JSON object that can be stored (integers within 64 bits, valid UTF-8)."""
+
+ToolPolicyObject = Annotated[JsonObject, WithJsonSchema(TOOL_POLICY_SCHEMA)]
+"""A ``tool_policy`` object, documented by the ``ToolPolicy`` schema and validated by the core."""
 
 ModelString = Annotated[Text, Field(min_length=1, max_length=240, examples=["scripted:echo"])]
 """``provider:model``; the core checks the provider (a 422 names the known ones)."""
@@ -188,7 +192,7 @@ class AgentUpdate(RequestModel):
         json_schema_extra=_not_null,
     )
     context_tokens: int | None = Field(default=None, ge=256, le=10_000_000)
-    tool_policy: JsonObject | None = Field(
+    tool_policy: ToolPolicyObject | None = Field(
         default=None,
         description="Tool allow/deny globs, rate limits, quotas, approvals (see ToolPolicy); null = defaults.",
     )
@@ -284,7 +288,7 @@ class AgentInfo(ResponseModel):
     model: str | None = None
     model_parameters: dict[str, Any] = Field(default_factory=dict)
     context_tokens: int | None = None
-    tool_policy: dict[str, Any] = Field(default_factory=dict)
+    tool_policy: Annotated[dict[str, Any], WithJsonSchema(TOOL_POLICY_SCHEMA)] = Field(default_factory=dict)
     parent_id: str | None = None
     paused: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -20,6 +20,7 @@ from penguin.api.schemas import (
     RequestModel,
     ResponseModel,
     Text,
+    ToolPolicyObject,
     UsageInfo,
 )
 
@@ -188,7 +189,7 @@ class SubAgentCreate(RequestModel):
     system_prompt: Text | None = Field(default=None, max_length=100_000)
     model: ModelString | None = None
     model_parameters: JsonObject | None = None
-    tool_policy: JsonObject | None = None
+    tool_policy: ToolPolicyObject | None = None
     roles: list[AgentId] = Field(default_factory=list, max_length=64)
     metadata: JsonObject | None = None
     share_session: bool = False

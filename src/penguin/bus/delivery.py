@@ -8,6 +8,7 @@ turn's ``ChatResult`` and the published reply, or the error that failed it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,7 @@ class Outcome:
 class Delivery:
     """One message on its way to one agent. ``Inbox.wait`` gives its ``Outcome``."""
 
-    __slots__ = ("abandoned", "env", "future", "recipient", "redelivered", "room", "task")
+    __slots__ = ("abandoned", "context", "env", "future", "recipient", "redelivered", "room", "task")
 
     def __init__(self, env: Envelope, recipient: str, *, room: str | None, redelivered: bool = False) -> None:
         self.env = env
@@ -63,6 +64,8 @@ class Delivery:
         self.abandoned: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        #: The sender's context (its request id for log lines), in which the delivery's turn runs.
+        self.context = contextvars.copy_context()
 
     @property
     def key(self) -> tuple[str, str]:

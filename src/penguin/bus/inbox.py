@@ -24,6 +24,7 @@ receipt (``reply_id``), ``Outcome`` or a bus subscription.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -217,6 +218,10 @@ class Inbox:
             box.consumer.cancel()
             await asyncio.wait((box.consumer,))
 
+    def pending_total(self) -> int:
+        """Messages waiting for or being processed by any agent."""
+        return sum(len(box.items) + (box.current is not None) for box in self._boxes.values())
+
     def pending(self, agent_id: str) -> int:
         """Messages waiting for or being processed by ``agent_id``."""
         box = self._boxes.get(agent_id)
@@ -230,8 +235,11 @@ class Inbox:
             box = self._boxes[delivery.recipient] = _Mailbox()
         box.items.append(delivery)
         if box.consumer is None:
+            # A fresh context: the consumer outlives the request that started it, and must not
+            # lend that request's id to later messages' log lines (each delivery has its own).
             box.consumer = asyncio.create_task(self._consume(delivery.recipient, box),
-                                               name=f"penguin-inbox-{delivery.recipient}")
+                                               name=f"penguin-inbox-{delivery.recipient}",
+                                               context=contextvars.Context())
 
     async def _consume(self, agent_id: str, box: _Mailbox) -> None:
         """Process one agent's messages one at a time, in order (each in its own child task, so a
@@ -239,7 +247,8 @@ class Inbox:
         try:
             while box.items:
                 delivery = box.current = box.items.popleft()
-                delivery.task = asyncio.create_task(self._deliver(delivery), name=f"penguin-delivery-{delivery.env.id}")
+                delivery.task = asyncio.create_task(self._deliver(delivery), name=f"penguin-delivery-{delivery.env.id}",
+                                                    context=delivery.context)
                 try:
                     await asyncio.wait((delivery.task,))
                 except asyncio.CancelledError:

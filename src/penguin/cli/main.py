@@ -186,6 +186,15 @@ def demo(
         run_demo(host, port, exit_after=exit_after, console=console)
 
 
+@app.command()
+def mcp(ctx: typer.Context) -> None:
+    """Serve Penguin's agents as MCP tools over stdin/stdout (for MCP clients that start a command)."""
+    from penguin.cli.mcp import run
+
+    with reported():
+        run((ctx.obj or {}).get("url"), Settings())
+
+
 def main() -> None:
     try:
         app()

@@ -19,7 +19,6 @@ stops the core.
 from __future__ import annotations
 
 import asyncio
-import copy
 import errno
 import gc
 import ipaddress
@@ -27,7 +26,6 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 import uvicorn.config
@@ -36,6 +34,7 @@ from penguin.api.app import create_app
 from penguin.config import Settings
 from penguin.core import PenguinCore
 from penguin.errors import UserError
+from penguin.telemetry.logs import log_config
 
 #: uvicorn's own logger: the "running on" line reads like the rest of the server's startup.
 _log = logging.getLogger("uvicorn.error")
@@ -122,14 +121,11 @@ def build_server(
     core: PenguinCore | None = None,
     shutdown_grace: float = 30.0,
     log_level: str = "info",
-    log_config: dict[str, Any] | None = None,
 ) -> uvicorn.Server:
     """A configured uvicorn server for the API (not started).
 
     Args:
         core: the core to serve (the app stops it on shutdown); default: a new one from ``settings``.
-        log_config: ``logging.config.dictConfig`` input (default: uvicorn's own plus Penguin's
-            loggers, see ``log_config_with_penguin``).
 
     Raises:
         InsecureBind: non-loopback ``host`` without an API key.
@@ -147,7 +143,7 @@ def build_server(
         port=port,
         lifespan="on",
         log_level=log_level,
-        log_config=log_config if log_config is not None else log_config_with_penguin(log_level),
+        log_config=log_config(settings.log_format, log_level),
         access_log=settings.access_log,
         ws_max_size=settings.max_body_bytes,
         # Requests get the same grace as turns; the lifespan then drains what is left.
@@ -254,18 +250,6 @@ async def _wait_serving(server: uvicorn.Server, serving: asyncio.Task[None]) -> 
         await asyncio.sleep(0.02)
 
 
-def log_config_with_penguin(log_level: str) -> dict[str, Any]:
-    """uvicorn's logging config, with Penguin's own loggers (``penguin.*``) printed the same way.
-
-    Without it Penguin's INFO lines (the local model being assembled, loaded, ready) would go
-    nowhere: uvicorn configures only its own loggers.
-    """
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    level = uvicorn.config.LOG_LEVELS.get(log_level.lower(), uvicorn.config.LOG_LEVELS["info"])
-    config["loggers"]["penguin"] = {"handlers": ["default"], "level": level, "propagate": False}
-    return config
-
-
 def freeze_startup_heap() -> None:
     """Keep what startup built (modules, classes, the app) out of the collector's full passes.
 
@@ -286,6 +270,5 @@ __all__ = [
     "freeze_startup_heap",
     "is_loopback",
     "launch",
-    "log_config_with_penguin",
     "serve",
 ]

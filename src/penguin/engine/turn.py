@@ -5,11 +5,15 @@ answers without tool calls or ``max_iterations`` model calls were made. All of t
 messages are written in one transaction at the end. A cancelled turn (``CancelledError`` at any
 await point) still records the user message and a ``status`` row saying it was cancelled; a
 failed model call records the user message and the error, then raises ``ModelError``.
+
+A turn binds its agent, conversation and turn ids for logging (``telemetry.logs``) while it runs,
+and a failed turn writes exactly one WARNING line with the reason; a successful turn logs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,13 +33,20 @@ from penguin.models.base import (
     ModelResponse,
     StreamDone,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     Usage,
 )
 from penguin.models.registry import ModelRegistry
 from penguin.naming import new_id
+from penguin.telemetry import genai
+from penguin.telemetry.logs import bind_turn, unbind_turn
+from penguin.telemetry.prometheus import RuntimeMetrics
+from penguin.telemetry.tracing import Tracing
 from penguin.tools.base import ToolContext, ToolOutcome
 from penguin.tools.registry import ToolRegistry
+
+log = logging.getLogger("penguin.engine")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -67,8 +78,14 @@ class Engine:
         tools: ToolRegistry,
         core: Any = None,
         memory: MemoryHooks | None = None,
+        metrics: RuntimeMetrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        #: Turn, model-call and tool-call spans when OpenTelemetry is on (``telemetry.tracing``).
+        self._tracing = tracing if tracing is not None else Tracing()
         self._settings = settings
+        #: Model-call duration and errors by provider (``/metrics``).
+        self._metrics = metrics
         #: Compaction and automatic recall (penguin.memory), called before the first model call.
         self._memory = memory
         self._models = models
@@ -91,8 +108,49 @@ class Engine:
     ) -> ChatResult:
         started = time.perf_counter()
         turn_id = new_id("turn")
+        bound = bind_turn(spec.agent_id, conversation.id, turn_id)
+        try:
+            if self._tracing.enabled:
+                return await self._traced_turn(spec, conversation, turn, turn_id, started, on_event)
+            return await self._run_turn(spec, conversation, turn, turn_id, started, on_event)
+        finally:
+            unbind_turn(bound)
+
+    async def _traced_turn(
+        self,
+        spec: AgentSpec,
+        conversation: Conversation,
+        turn: TurnInput,
+        turn_id: str,
+        started: float,
+        on_event: EventHook | None,
+    ) -> ChatResult:
+        attributes = {
+            **genai.ids(spec.agent_id, conversation.id, turn_id),
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.id": spec.agent_id,
+            "gen_ai.agent.name": spec.agent_id,
+            "gen_ai.conversation.id": conversation.id,
+            "gen_ai.request.model": self.model_for(spec, turn.model).partition(":")[2],
+        }
+        with self._tracing.span(f"invoke_agent {spec.agent_id}", attributes) as span:
+            result = await self._run_turn(spec, conversation, turn, turn_id, started, on_event)
+            span.set_attributes(genai.usage(result.usage))
+            span.set_attribute("penguin.turn.status", result.status)
+            return result
+
+    async def _run_turn(
+        self,
+        spec: AgentSpec,
+        conversation: Conversation,
+        turn: TurnInput,
+        turn_id: str,
+        started: float,
+        on_event: EventHook | None,
+    ) -> ChatResult:
         model_name = self.model_for(spec, turn.model)
         model = self._models.get(model_name)
+        provider = model_name.partition(":")[0]
         history = await self._store.messages(conversation.id)
         user_meta: dict[str, Any] = dict(turn.metadata)
         if turn.context:
@@ -152,11 +210,21 @@ class Engine:
                     agent_id=spec.agent_id,
                 )
                 t0 = time.perf_counter()
-                if turn.stream:
-                    response = await self._stream_call(model, request, spec, conversation, on_event)
-                else:
-                    response = await model.complete(request)
-                model_ms += (time.perf_counter() - t0) * 1000
+                try:
+                    if self._tracing.enabled:
+                        response = await self._traced_model_call(
+                            model_name, model, request, spec, conversation, turn, turn_id, on_event
+                        )
+                    else:
+                        response = await self._model_call(model, request, spec, conversation, turn, on_event)
+                except PenguinError as exc:
+                    if self._metrics is not None:
+                        self._metrics.observe_model_call(provider, time.perf_counter() - t0, exc.code)
+                    raise
+                elapsed = time.perf_counter() - t0
+                if self._metrics is not None:
+                    self._metrics.observe_model_call(provider, elapsed)
+                model_ms += elapsed * 1000
                 result.usage.add(response.usage)
                 new.append(self._assistant_message(spec, conversation, turn, turn_id, response))
                 if not response.tool_calls:
@@ -177,6 +245,7 @@ class Engine:
             await asyncio.shield(self._store.append(conversation.id, new))
             raise
         except PenguinError as exc:
+            log.warning("turn failed: %s [%s, status %s]", exc.detail, exc.code, exc.status)
             new.append(
                 self._status(
                     spec,
@@ -200,6 +269,58 @@ class Engine:
                 TurnEvent(type="final", agent_id=spec.agent_id, conversation_id=conversation.id, data=result.to_dict())
             )
         return result
+
+    async def _model_call(
+        self,
+        model: Model,
+        request: ModelRequest,
+        spec: AgentSpec,
+        conversation: Conversation,
+        turn: TurnInput,
+        on_event: EventHook | None,
+    ) -> ModelResponse:
+        if turn.stream:
+            return await self._stream_call(model, request, spec, conversation, on_event)
+        return await model.complete(request)
+
+    async def _traced_model_call(
+        self,
+        model_name: str,
+        model: Model,
+        request: ModelRequest,
+        spec: AgentSpec,
+        conversation: Conversation,
+        turn: TurnInput,
+        turn_id: str,
+        on_event: EventHook | None,
+    ) -> ModelResponse:
+        provider, _, name = model_name.partition(":")
+        attributes = {
+            **genai.ids(spec.agent_id, conversation.id, turn_id),
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": provider,
+            "gen_ai.request.model": name,
+        }
+        with self._tracing.span(f"chat {name}", attributes) as span:
+            response = await self._model_call(model, request, spec, conversation, turn, on_event)
+            span.set_attributes(genai.usage(response.usage))
+            span.set_attribute("gen_ai.response.model", response.model or name)
+            span.set_attribute("gen_ai.response.finish_reasons", (response.finish_reason,))
+            return response
+
+    async def _call_tool(self, spec: AgentSpec, ctx: ToolContext, call: ToolCall) -> ToolOutcome:
+        if not self._tracing.enabled:
+            return await self._tools.call(spec, ctx, call.id, call.name, call.arguments)
+        attributes = {
+            **genai.ids(spec.agent_id, ctx.conversation_id, ctx.turn_id),
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.call.id": call.id,
+        }
+        with self._tracing.span(f"execute_tool {call.name}", attributes) as span:
+            outcome = await self._tools.call(spec, ctx, call.id, call.name, call.arguments)
+            genai.tool_outcome(span, outcome.error, outcome.denied)
+            return outcome
 
     async def _stream_call(
         self,
@@ -244,14 +365,9 @@ class Engine:
                     )
                 )
         if len(response.tool_calls) == 1:
-            call = response.tool_calls[0]
-            outcomes = [await self._tools.call(spec, ctx, call.id, call.name, call.arguments)]
+            outcomes = [await self._call_tool(spec, ctx, response.tool_calls[0])]
         else:
-            outcomes = list(
-                await asyncio.gather(
-                    *(self._tools.call(spec, ctx, c.id, c.name, c.arguments) for c in response.tool_calls)
-                )
-            )
+            outcomes = list(await asyncio.gather(*(self._call_tool(spec, ctx, c) for c in response.tool_calls)))
         if on_event is not None:
             for outcome in outcomes:
                 await on_event(

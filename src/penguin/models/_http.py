@@ -177,9 +177,12 @@ class WireClient:
         timeout: float,
         policy: RetryPolicy,
         key_error: str | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.provider = provider
         self.policy = policy
+        #: Told (with the provider name) before each retry: the retry metric.
+        self._on_retry = on_retry
         self._key_error = key_error
         self._http = HttpSession(
             base_url=base_url, headers={**headers, "content-type": "application/json"}, timeout=timeout
@@ -217,6 +220,8 @@ class WireClient:
                 wait = retry_after(response.headers)
             if not error.retryable or attempt >= self.policy.retries:
                 raise error
+            if self._on_retry is not None:
+                self._on_retry(self.provider)
             await asyncio.sleep(self.policy.delay(attempt, wait))
             attempt += 1
     async def post(self, path: str, body: Mapping[str, Any], parse: Callable[[Any], T]) -> T:

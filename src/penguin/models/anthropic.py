@@ -9,7 +9,7 @@ OpenAI-only ones the Messages API rejects, so one agent configuration works with
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -83,6 +83,9 @@ class AnthropicModel:
         timeout: float,
         retries: int,
         backoff: float = 0.25,
+        provider: str = PROVIDER,
+        headers: Mapping[str, str] | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         """Build the client; no connection is opened until the first call.
 
@@ -93,17 +96,23 @@ class AnthropicModel:
             timeout: Seconds allowed for each connect, read, write and pool wait.
             retries: Retries after the first attempt on 429, 5xx, timeouts and connection errors.
             backoff: Seconds before the first retry; doubles on each further retry.
+            provider: The provider name in ``name`` and errors (a named endpoint of
+                ``penguin.providers``, or the built-in one).
+            headers: Extra headers sent with every request (a gateway's own, e.g. ``HTTP-Referer``).
+            on_retry: Called with the provider name before each retry (the retry metric).
         """
-        self.name = f"{PROVIDER}:{model}"
+        self.name = f"{provider}:{model}"
+        self.provider = provider
         self.model = model
-        headers = {"anthropic-version": API_VERSION}
+        auth_headers = {"anthropic-version": API_VERSION}
         if api_key:
-            headers["x-api-key"] = api_key
+            auth_headers["x-api-key"] = api_key
         key_error = missing_key_detail(base_url, api_key, public_host=PUBLIC_HOST, env_prefix="ANTHROPIC")
         self._http = WireClient(
-            provider=PROVIDER,
+            provider=provider,
             base_url=base_url,
-            headers=headers,
+            headers={**(headers or {}), **auth_headers},
+            on_retry=on_retry,
             timeout=timeout,
             policy=RetryPolicy(retries=retries, backoff=backoff),
             key_error=key_error,
@@ -172,8 +181,8 @@ class AnthropicModel:
             async for _event, data in events:
                 if done:
                     continue  # read on to the end of the body, so the connection goes back to the pool
-                payload = decode_json(PROVIDER, 200, data)
-                with malformed(PROVIDER, 200):
+                payload = decode_json(self.provider, 200, data)
+                with malformed(self.provider, 200):
                     kind = payload["type"]
                     deltas = _stream_deltas(kind, payload, assembler, tool_blocks)
                 for delta in deltas:

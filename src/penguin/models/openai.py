@@ -9,7 +9,7 @@ straight into an orjson-encoded body. Servers differ in small ways, so parsing t
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -52,6 +52,9 @@ class OpenAIModel:
         timeout: float,
         retries: int,
         backoff: float = 0.25,
+        provider: str = PROVIDER,
+        headers: Mapping[str, str] | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         """Build the client; no connection is opened until the first call.
 
@@ -62,15 +65,21 @@ class OpenAIModel:
             timeout: Seconds allowed for each connect, read, write and pool wait.
             retries: Retries after the first attempt on 429, 5xx, timeouts and connection errors.
             backoff: Seconds before the first retry; doubles on each further retry.
+            provider: The provider name in ``name`` and errors (a named endpoint of
+                ``penguin.providers``, or the built-in one).
+            headers: Extra headers sent with every request (a gateway's own, e.g. ``HTTP-Referer``).
+            on_retry: Called with the provider name before each retry (the retry metric).
         """
-        self.name = f"{PROVIDER}:{model}"
+        self.name = f"{provider}:{model}"
+        self.provider = provider
         self.model = model
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        auth_headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         key_error = missing_key_detail(base_url, api_key, public_host=PUBLIC_HOST, env_prefix="OPENAI")
         self._http = WireClient(
-            provider=PROVIDER,
+            provider=provider,
             base_url=base_url,
-            headers=headers,
+            headers={**(headers or {}), **auth_headers},
+            on_retry=on_retry,
             timeout=timeout,
             policy=RetryPolicy(retries=retries, backoff=backoff),
             key_error=key_error,
@@ -139,8 +148,8 @@ class OpenAIModel:
                 done = done or data == "[DONE]"
                 if done:
                     continue
-                chunk = decode_json(PROVIDER, 200, data)
-                with malformed(PROVIDER, 200):
+                chunk = decode_json(self.provider, 200, data)
+                with malformed(self.provider, 200):
                     deltas = self._parse_chunk(chunk, assembler, names)
                 for delta in deltas:
                     assembler.add(delta)

@@ -13,6 +13,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from penguin.config import Settings
 from penguin.errors import InvalidModelString
@@ -56,7 +57,11 @@ class ModelRef:
         return cls(match["provider"], match["model"])
 
 
-def _openai(model: str, settings: Settings) -> Model:
+RetryHook = Callable[[str], None]
+"""Told the provider name before each retried model request (the retry metric)."""
+
+
+def _openai(model: str, settings: Settings, *, on_retry: RetryHook | None = None) -> Model:
     from penguin.models.openai import OpenAIModel
 
     return OpenAIModel(
@@ -65,10 +70,11 @@ def _openai(model: str, settings: Settings) -> Model:
         api_key=settings.openai_api_key,
         timeout=settings.model_timeout,
         retries=settings.model_retries,
+        on_retry=on_retry,
     )
 
 
-def _anthropic(model: str, settings: Settings) -> Model:
+def _anthropic(model: str, settings: Settings, *, on_retry: RetryHook | None = None) -> Model:
     from penguin.models.anthropic import AnthropicModel
 
     return AnthropicModel(
@@ -77,6 +83,7 @@ def _anthropic(model: str, settings: Settings) -> Model:
         api_key=settings.anthropic_api_key,
         timeout=settings.model_timeout,
         retries=settings.model_retries,
+        on_retry=on_retry,
     )
 
 
@@ -90,21 +97,24 @@ def _scripted(model: str, settings: Settings) -> Model:
 
 
 class ModelRegistry:
-    """Owns every model instance of one ``PenguinCore``."""
+    """Owns every model instance of one ``PenguinCore``.
 
-    def __init__(self, settings: Settings, *, progress: ModelProgress | None = None) -> None:
-        """Build nothing yet: each model is built when first named.
+    Args:
+        settings: credentials, base URLs, timeouts and retries of the built-in providers.
+        progress: hears about preparations nobody asked for explicitly, e.g. local weights loaded
+            by a first call (default: ``LogProgress``, log lines on ``penguin.models``).
+        on_retry: told the provider name before each retried request of a wire client.
+    """
 
-        Args:
-            settings: passed to every provider factory.
-            progress: hears about preparations nobody asked for explicitly, e.g. local weights
-                loaded by a first call (default: ``LogProgress``, log lines on ``penguin.models``).
-        """
+    def __init__(
+        self, settings: Settings, *, progress: ModelProgress | None = None, on_retry: RetryHook | None = None
+    ) -> None:
         self._settings = settings
         self._progress: ModelProgress = progress if progress is not None else LogProgress()
+        self._on_retry = on_retry
         self._providers: dict[str, ProviderFactory] = {
-            "openai": _openai,
-            "anthropic": _anthropic,
+            "openai": partial(_openai, on_retry=on_retry),
+            "anthropic": partial(_anthropic, on_retry=on_retry),
             "local": self._local,
             "scripted": _scripted,
         }
@@ -117,6 +127,13 @@ class ModelRegistry:
     def register_provider(self, name: str, factory: ProviderFactory) -> None:
         """Add or replace a provider (e.g. a custom gateway)."""
         self._providers[name] = factory
+
+    async def drop_provider(self, name: str) -> None:
+        """Forget provider ``name`` and close the models built from it."""
+        self._providers.pop(name, None)
+        prefix = f"{name}:"
+        dropped = [self._instances.pop(k) for k in [k for k in self._instances if k.startswith(prefix)]]
+        await asyncio.gather(*(m.aclose() for m in dropped), return_exceptions=True)
 
     def register(self, model_string: str, model: Model) -> None:
         """Serve ``model`` for ``model_string`` (e.g. a ``ScriptedModel`` under ``scripted:planner``)."""

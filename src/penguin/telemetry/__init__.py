@@ -2,7 +2,9 @@
 latency statistics by ``agent_id``, and their Prometheus exposition."""
 
 from penguin.telemetry.collector import CollectorState, TelemetryCollector
-from penguin.telemetry.prometheus import CONTENT_TYPE, render
+from penguin.telemetry.prometheus import CONTENT_TYPE, OTHER_AGENTS, RuntimeMetrics
 from penguin.telemetry.summary import TelemetrySummary
 
-__all__ = ["CONTENT_TYPE", "CollectorState", "TelemetryCollector", "TelemetrySummary", "render"]
+__all__ = [
+    "CONTENT_TYPE", "OTHER_AGENTS", "CollectorState", "RuntimeMetrics", "TelemetryCollector", "TelemetrySummary",
+]

@@ -258,6 +258,10 @@ class ToolPolicyEnforcer:
         """Record a denial decided outside the guards (e.g. a tool the agent may not use)."""
         self._counts[(agent_id, tool, "denied", reason)] += 1
 
+    def count_error(self, agent_id: str, tool: str) -> None:
+        """Record a call that failed before the guards (its arguments broke the tool's schema)."""
+        self._counts[(agent_id, tool, "error", "")] += 1
+
     def _count(self, call: ToolCallInfo, outcome: str) -> None:
         self._counts[(call.spec.agent_id, call.tool, outcome, "")] += 1
 

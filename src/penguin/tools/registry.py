@@ -168,8 +168,15 @@ class ToolRegistry:
                 raise ToolError(f"arguments for {name} are not valid JSON: {arguments[:200]!r}") from None
             if not isinstance(parsed, dict):
                 raise ToolError(f"arguments for {name} must be a JSON object")
+            # Checked before the guards: a call the schema refuses never ran, so it takes no rate,
+            # quota or approval, and is counted as an error of that tool.
+            try:
+                kwargs = tool.validate(parsed)
+            except ToolError:
+                self.policy.count_error(spec.agent_id, name)
+                raise
             call = ToolCallInfo(spec=spec, ctx=ctx, tool=name, arguments=arguments)
-            outcome.result = result_text(await self.policy.run(call, lambda: tool.invoke(ctx, parsed)))
+            outcome.result = result_text(await self.policy.run(call, lambda: tool.call_validated(ctx, kwargs)))
         except ToolDenied as exc:
             outcome.denied = str(exc.extra.get("reason", "denied"))
             outcome.error = exc.detail

@@ -71,9 +71,21 @@ async def test_health_version_openapi_and_docs(http: httpx.AsyncClient) -> None:
         "/api/v1/approvals/{approval_id}/approve": {"post"},
         "/api/v1/approvals/{approval_id}/deny": {"post"},
         "/api/v1/tools/stats": {"get"},
-        # Telemetry (test_telemetry.py).
+        # Telemetry (test_telemetry.py, test_observability.py).
         "/api/v1/telemetry": {"get"},
         "/metrics": {"get"},
+        # Named providers (tests/unit/models/test_providers.py).
+        "/api/v1/providers": {"get"},
+        "/api/v1/providers/{name}": {"get", "put", "delete"},
+        # The OpenAI-compatible face (test_openai_face.py).
+        "/v1/chat/completions": {"post"},
+        "/v1/models": {"get"},
+        "/v1/models/{model}": {"get"},
+        # The A2A face (test_a2a_face.py).
+        "/.well-known/agent-card.json": {"get"},
+        "/a2a/{agent_id}/.well-known/agent-card.json": {"get"},
+        "/a2a": {"post"},
+        "/a2a/{agent_id}": {"post"},
     }
     # Every route is listed here and tested: a new route must be added to this map (and to a test).
     assert {path: set(ops) for path, ops in spec["paths"].items()} == expected

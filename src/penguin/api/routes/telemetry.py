@@ -21,7 +21,7 @@ from penguin.api.schemas import AgentId
 from penguin.api.schemas_telemetry import TelemetryStreamParams, TelemetrySummaryInfo
 from penguin.api.state import Api, ApiState, state_of
 from penguin.errors import PenguinError
-from penguin.telemetry import CONTENT_TYPE, CollectorState, render
+from penguin.telemetry import CONTENT_TYPE, CollectorState
 
 router = APIRouter(tags=["telemetry"])
 #: Mounted at the root (``/metrics``), where Prometheus scrapes by default.
@@ -38,12 +38,25 @@ async def telemetry(api: Api, agent_id: Annotated[AgentId | None, Query()] = Non
     return (await api.core.telemetry_summary(agent_id)).to_dict()
 
 
+_METRICS_EXAMPLE = (
+    'penguin_agent_turns_total{agent_id="support"} 3.0\n'
+    'penguin_http_request_duration_seconds_count{method="POST",route="/api/v1/chat",status="200"} 3.0\n'
+    'penguin_model_call_duration_seconds_count{outcome="ok",provider="openai"} 3.0\n'
+    'penguin_queue_depth{queue="turns"} 0.0\n'
+)
+
+
 @metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-                    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+                    responses={200: {"content": {CONTENT_TYPE: {"example": _METRICS_EXAMPLE}},
+                                     "description": "Prometheus text format"}})
 async def metrics(api: Api) -> Response:
-    """The telemetry as Prometheus text exposition, per-agent series labelled ``agent_id``."""
+    """The metrics as Prometheus text exposition (see docs/observability.md).
+
+    Per-agent series are labelled ``agent_id`` for the ``metrics_agent_limit`` most active agents
+    and summed under ``agent_id="~other"`` past that.
+    """
     await api.core.telemetry.flush()
-    return Response(content=render(api.core.telemetry), media_type=CONTENT_TYPE)
+    return Response(content=api.core.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @router.websocket("/ws/telemetry")
