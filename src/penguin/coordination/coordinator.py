@@ -140,7 +140,7 @@ class MultiAgentCoordinator:
         self._roles = {k: list(v) for k, v in (await self._kv.load(ROLES)).items()}
         self._cursors = {k: int(v) for k, v in (await self._kv.load(CURSORS)).items()}
         stored = (await self._kv.load(ROUTING)).get("router")
-        self._router = Router.from_dict(stored) if stored else Router()
+        self._router = Router.restore(stored) if stored else Router()
 
     # Roles -----------------------------------------------------------------------------------
 
@@ -348,7 +348,7 @@ class MultiAgentCoordinator:
         Raises:
             AgentNotFound: no rule matched and there is no default chain.
         """
-        rule, chain = self._router.select(text, metadata, context)
+        rule, chain = await self._router.aselect(text, metadata, context)
         if not chain:
             raise AgentNotFound("no routing rule matched and no default target is set (set_routes)",
                                 field="rules")

@@ -63,8 +63,9 @@ async def test_routes_persist_and_need_a_target(tmp_path: Path, database_url: st
 
 
 def test_rules_validate_their_fields() -> None:
-    with pytest.raises(ValidationFailed, match="pattern"):
+    with pytest.raises(ValidationFailed, match=r"^rule 'bad': invalid regular expression '\(': missing \)") as bad:
         RouteRule(name="bad", target="a", pattern="(")
+    assert bad.value.field == "pattern"
     with pytest.raises(ValidationFailed, match="target"):
         RouteRule(name="bad", target="not an id")
     with pytest.raises(ValidationFailed, match="unknown rule field"):
