@@ -118,6 +118,7 @@ class ShellSandbox:
         mode: ``required`` confines every command and refuses to run without bubblewrap;
             ``off`` runs commands unconfined.
         bwrap: the bubblewrap executable, found on ``PATH`` when the sandbox is first used.
+        cgroups: where commands get their cgroups (default: ``Cgroups.discover()`` at first use).
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class ShellSandbox:
         limits: SandboxLimits | None = None,
         mode: SandboxMode = "required",
         bwrap: str = "bwrap",
+        cgroups: Cgroups | None = None,
     ) -> None:
         self.workspace = Path(os.path.realpath(workspace))
         self.hidden = tuple(Path(os.path.realpath(p)) for p in hidden)
@@ -138,6 +140,7 @@ class ShellSandbox:
         self._bwrap_name = bwrap
         self._bwrap: str | None = None
         self._prlimit: str | None = None
+        self._given_cgroups = cgroups
         self._cgroups = Cgroups(())
         self._status: SandboxStatus | None = None
         self._probing = asyncio.Lock()
@@ -167,7 +170,8 @@ class ShellSandbox:
             raise SandboxUnavailable(status.detail, field="tool_policy.shell")
 
     async def _probe(self) -> SandboxStatus:
-        self._cgroups = await asyncio.to_thread(Cgroups.discover)
+        given = self._given_cgroups
+        self._cgroups = given if given is not None else await asyncio.to_thread(Cgroups.discover)
         controllers = self._cgroups.controllers
         limited_by = ("; cgroup " + ", ".join(sorted(controllers))) if controllers else ""
         self._prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
