@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -300,3 +303,58 @@ async def test_list_dir_is_capped(registry: ToolRegistry, ws: Workspace, monkeyp
     assert ok(await call(registry, "list_dir")).splitlines() == [
         "f0  0 bytes", "f1  0 bytes", "f2  0 bytes", "[more than 3 entries; only the first 3 are shown]"
     ]
+
+
+# -- search_files under hostile patterns ------------------------------------------------------------
+
+async def test_a_catastrophic_pattern_searches_in_linear_time(registry: ToolRegistry, ws: Workspace) -> None:
+    (ws.root / "input.txt").write_text(("a" * 30 + "b\n") * 100)
+    started = time.perf_counter()
+    assert ok(await call(registry, "search_files", pattern="(a+)+$")) == "no matches"
+    assert time.perf_counter() - started < 1.0  # Python's re: minutes per line
+    lookahead = await call(registry, "search_files", pattern="a(?=b)")
+    assert lookahead.error is not None and "invalid perl operator: (?=" in lookahead.error
+    assert "RE2 syntax" in lookahead.error
+
+
+async def test_search_stops_at_its_budget(
+    registry: ToolRegistry, ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from penguin.tools import workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "SEARCH_BUDGET_FILES", 2)
+    for i in range(5):
+        (ws.root / f"f{i}.txt").write_text("miss\n")
+    assert ok(await call(registry, "search_files", pattern="hit")) == (
+        "[search stopped at its budget (10s, 2 files, 268435456 bytes) after 2 files and 10 bytes; "
+        "narrow the path or glob]"
+    )
+
+
+class EndlessWorkspace(Workspace):
+    """A workspace with files without end, each read slowly; says when its walk was abandoned."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.walk_closed = threading.Event()
+
+    def iter_files(  # type: ignore[override]
+        self, path: str = ".", *, skip_dirs: frozenset[str] = frozenset()
+    ) -> Iterator[tuple[str, bytes]]:
+        try:
+            for n in itertools.count():
+                time.sleep(0.005)
+                yield f"f{n}.txt", b"nothing to see\n"
+        finally:
+            self.walk_closed.set()
+
+
+async def test_an_abandoned_search_stops_its_thread(tmp_path: Path) -> None:
+    endless = EndlessWorkspace(tmp_path / "endless")
+    registry = ToolRegistry()
+    register_builtin_tools(registry, endless)
+    spec = AgentSpec(agent_id="worker", tool_policy=ToolPolicy(timeout=0.2))
+    outcome = await call(registry, "search_files", spec, pattern="needle")
+    assert outcome.error == "tool 'search_files' timed out after 0.2s (tool_policy.timeout); the call was abandoned"
+    # The worker thread notices within a file, long before its own 10 s budget would stop it.
+    assert await asyncio.to_thread(endless.walk_closed.wait, 2.0)
