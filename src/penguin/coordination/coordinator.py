@@ -330,8 +330,18 @@ class MultiAgentCoordinator:
 
     async def set_routes(self, rules: Sequence[RouteRule | Mapping[str, Any]], *,
                          default: Sequence[str] = ()) -> Router:
-        """Replace the routing rules (ordered) and the default chain; persisted."""
-        built = [r if isinstance(r, RouteRule) else RouteRule.from_dict(r) for r in rules]
+        """Replace the routing rules (ordered) and the default chain; persisted.
+
+        Raises:
+            ValidationFailed: a rule is malformed; ``field`` names it as ``rules.<index>.<field>``.
+        """
+        built = []
+        for index, rule in enumerate(rules):
+            try:
+                built.append(rule if isinstance(rule, RouteRule) else RouteRule.from_dict(rule))
+            except ValidationFailed as exc:
+                field = f"rules.{index}" if exc.field in (None, "rules") else f"rules.{index}.{exc.field}"
+                raise ValidationFailed(exc.detail, field=field) from None
         self._router = Router(built, default=default)
         self._kv.put(ROUTING, "router", self._router.to_dict())
         await self._kv.commit()

@@ -45,8 +45,8 @@ def test_python_syntax_that_re2_shares_works() -> None:
 )
 def test_patterns_re2_cannot_run_are_refused_naming_the_field(pattern: str, reason: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        compile_pattern(pattern, field="rules[2].pattern")
-    assert refused.value.field == "rules[2].pattern"
+        compile_pattern(pattern, field="rules.2.pattern")
+    assert refused.value.field == "rules.2.pattern"
     assert refused.value.detail.startswith(f"invalid regular expression {pattern[:200]!r}: ")
     assert reason in refused.value.detail
     assert refused.value.detail.endswith("Patterns use RE2 syntax, which has no backreferences or lookaround "
