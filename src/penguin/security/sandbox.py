@@ -251,11 +251,12 @@ class ShellSandbox:
         await self.require()
         if self._closed:
             raise SandboxUnavailable("the shell sandbox is closed: Penguin is stopping")
-        lease = None
-        if self._cgroups.hierarchies:
-            lease = await asyncio.to_thread(
-                self._cgroups.lease, max_processes=self.limits.max_processes, memory_bytes=self.limits.memory_bytes
-            )
+        # A few writes to cgroupfs, made here rather than in a thread: a cancellation can then
+        # never leave a lease that nobody releases.
+        lease = (
+            self._cgroups.lease(max_processes=self.limits.max_processes, memory_bytes=self.limits.memory_bytes)
+            if self._cgroups.hierarchies else None
+        )
         argv = self._sandbox_argv(command, network=network) if self.mode == "required" else self._limited(command)
         if lease is not None:
             argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "penguin-cgroup", *lease.procs_files, "--", *argv]
@@ -329,7 +330,7 @@ class ShellSandbox:
         mounts.append((Path("/etc"), ["--ro-bind", "/etc", "/etc"]))
         for pattern in ETC_SECRET_FILES:
             mounts.extend((Path(f), ["--ro-bind", "/dev/null", f]) for f in sorted(glob.glob(pattern)))
-        mounts.extend((Path(d), _masked_dir(d)) for d in ETC_SECRET_DIRS if os.path.isdir(d))
+        masked = [Path(d) for d in ETC_SECRET_DIRS if os.path.isdir(d)]
         if network and os.path.islink("/etc/resolv.conf"):
             # A resolver file that is a link (systemd-resolved's, under /run) must exist at its target.
             target = os.path.realpath("/etc/resolv.conf")
@@ -342,20 +343,20 @@ class ShellSandbox:
         ]
         mounts.extend((p, ["--ro-bind", str(p), str(p)]) for p in self.read_only if p.exists())
         visible = [Path("/usr"), Path("/etc"), self.workspace, *self.read_only]
-        mounts.extend((h, _masked_dir(str(h))) for h in self.hidden if h.is_dir() and _under(h, visible))
+        masked += [h for h in self.hidden if h.is_dir() and _under(h, visible)]
+        mounts.extend((m, ["--tmpfs", str(m)]) for m in masked)
         # bwrap mounts in order; deeper paths after shallower ones, so a mask or bind inside a
-        # tree lands on top of it, whichever of the two is the workspace.
+        # tree lands on top of it, whichever of the two is the workspace. Masks turn read-only
+        # only after every mount, as a bind inside one needs its mount point made first.
         mounts.sort(key=lambda m: len(m[0].parts))
         for _, op in mounts:
             argv += op
+        for m in masked:
+            argv += ["--remount-ro", str(m)]
         # The root itself (bwrap's tmpfs holding the mount points) is read-only too, so a write
         # outside the workspace and /tmp fails instead of landing in a throwaway directory.
         argv += ["--remount-ro", "/", "--chdir", str(self.workspace), "--", *self._limited(command)]
         return argv
-
-
-def _masked_dir(path: str) -> list[str]:
-    return ["--tmpfs", path, "--remount-ro", path]
 
 
 class _Command:

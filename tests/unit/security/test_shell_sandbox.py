@@ -139,3 +139,17 @@ async def test_enabling_the_shell_is_refused_where_it_cannot_be_sandboxed(
         reply = await core.chat("go", agent_id="ops")
         assert reply.text.startswith("error: run_shell cannot be enabled: bubblewrap ('bwrap') is not installed")
         assert reply.tool_calls[0]["denied"] == "sandbox"
+
+
+async def test_a_data_directory_holding_the_workspace_inside_a_visible_tree_is_masked_around_it(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "tree"
+    workspace = tree / "data" / "workspace"
+    workspace.mkdir(parents=True)
+    (tree / "data" / "penguin.db").write_text("every tenant's data")
+    (tree / "readme.txt").write_text("shared\n")
+    sandbox = ShellSandbox(workspace=workspace, hidden=[tree / "data"], read_only=[tree])
+    code, out = await output(sandbox, f"cat {tree}/readme.txt; ls -A {tree}/data; cat ../penguin.db; echo hi > f")
+    assert (code, out) == (0, "shared\nworkspace\ncat: ../penguin.db: No such file or directory\n")
+    assert (workspace / "f").read_text() == "hi\n"
