@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,18 +164,15 @@ class Cgroups:
 
     def __init__(self, hierarchies: Sequence[Hierarchy]) -> None:
         self.hierarchies = tuple(hierarchies)
-        self._names = itertools.count(1)
 
     @classmethod
     def discover(cls) -> Cgroups:
         """The hierarchies of this process where a child cgroup can be created (tried once each)."""
         usable = []
         for hierarchy in find_hierarchies():
-            probe = hierarchy.parent / f"penguin-probe-{os.getpid()}"
+            probe = hierarchy.parent / f"penguin-probe-{os.getpid()}-{uuid.uuid4().hex[:12]}"
             try:
                 probe.mkdir()
-            except FileExistsError:
-                pass
             except OSError:
                 continue
             try:
@@ -197,7 +194,8 @@ class Cgroups:
         Raises:
             OSError: a directory or limit could not be written (the partial lease is removed).
         """
-        name = f"penguin-shell-{os.getpid()}-{next(self._names)}"
+        # Unique across the cores of one process and the processes of one machine.
+        name = f"penguin-shell-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         made: list[tuple[Hierarchy, Path]] = []
         limits = {"pids": str(max_processes), "memory": str(memory_bytes)}
         try:
