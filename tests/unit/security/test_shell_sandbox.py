@@ -153,3 +153,11 @@ async def test_a_data_directory_holding_the_workspace_inside_a_visible_tree_is_m
     code, out = await output(sandbox, f"cat {tree}/readme.txt; ls -A {tree}/data; cat ../penguin.db; echo hi > f")
     assert (code, out) == (0, "shared\nworkspace\ncat: ../penguin.db: No such file or directory\n")
     assert (workspace / "f").read_text() == "hi\n"
+
+
+async def test_concurrent_commands_each_get_their_cgroups_and_leave_none(tmp_path: Path) -> None:
+    sandbox = ShellSandbox(workspace=tmp_path)
+    outputs = await asyncio.gather(*(output(sandbox, f"sleep 0.2; echo {n}") for n in range(6)))
+    assert outputs == [(0, f"{n}\n") for n in range(6)]
+    parents = [h.parent for h in Cgroups.discover().hierarchies]
+    assert parents and not [p for parent in parents for p in parent.glob(f"penguin-shell-{os.getpid()}-*")]
