@@ -31,7 +31,7 @@ from penguin.memory.tools import memory_tools
 from penguin.models.progress import LogProgress, ModelProgress
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
-from penguin.security.sandbox import SandboxLimits, ShellSandbox
+from penguin.security.sandbox import ShellSandbox
 from penguin.storage.database import Database
 from penguin.storage.owner import DatabaseLock, DataDirLock
 from penguin.telemetry import TelemetryCollector, TelemetrySummary
@@ -77,17 +77,7 @@ class PenguinCore(MessagingSurface):
         self.approvals = ApprovalBroker()
         self.tools = ToolRegistry(policy=ToolPolicyEnforcer(approvals=self.approvals))
         #: Where ``run_shell`` commands run; ``stop()`` kills any still running.
-        self.sandbox = ShellSandbox(
-            workspace=self.workspace.root,
-            hidden=(settings.data_dir,),
-            read_only=settings.shell_read_only_paths,
-            limits=SandboxLimits(
-                cpu_seconds=settings.shell_cpu_seconds, memory_bytes=settings.shell_memory_bytes,
-                max_processes=settings.shell_max_processes, max_file_bytes=settings.shell_max_file_bytes,
-                tmp_bytes=settings.shell_tmp_bytes,
-            ),
-            mode=settings.shell_sandbox,
-        )
+        self.sandbox = ShellSandbox.from_settings(settings, workspace=self.workspace.root)
         register_builtin_tools(
             self.tools,
             self.workspace,

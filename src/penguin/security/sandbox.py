@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from penguin.config import Settings
 from penguin.errors import SandboxUnavailable
 from penguin.security.cgroups import CgroupLease, Cgroups
 
@@ -146,6 +147,21 @@ class ShellSandbox:
         self._probing = asyncio.Lock()
         self._live: set[_Command] = set()
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, workspace: Path) -> ShellSandbox:
+        """The sandbox ``settings`` configure (``shell_*``), hiding the data directory."""
+        return cls(
+            workspace=workspace,
+            hidden=(settings.data_dir,),
+            read_only=settings.shell_read_only_paths,
+            limits=SandboxLimits(
+                cpu_seconds=settings.shell_cpu_seconds, memory_bytes=settings.shell_memory_bytes,
+                max_processes=settings.shell_max_processes, max_file_bytes=settings.shell_max_file_bytes,
+                tmp_bytes=settings.shell_tmp_bytes,
+            ),
+            mode=settings.shell_sandbox,
+        )
 
     # Availability ------------------------------------------------------------------------------
 
