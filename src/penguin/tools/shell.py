@@ -14,6 +14,7 @@ process it started (the sandbox's block ends them all).
 from __future__ import annotations
 
 import asyncio
+import inspect
 from dataclasses import dataclass
 
 from penguin.errors import SandboxUnavailable, ToolDenied, ToolError
@@ -88,4 +89,9 @@ def shell_tool(sandbox: ShellSandbox, limits: ShellLimits | None = None) -> Tool
             )
         return _render(code, output, dropped)
 
-    return tool_from_function(run_shell, blocking=False)
+    confined = (" It runs in a sandbox: the workspace is writable, the system is read-only, nothing else of "
+                "the machine is visible, and the network is off unless the agent's policy allows it.")
+    description = (inspect.getdoc(run_shell) or "").split("\n\n")[0]
+    return tool_from_function(
+        run_shell, blocking=False, description=description + (confined if sandbox.mode == "required" else "")
+    )
