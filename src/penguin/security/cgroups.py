@@ -106,6 +106,15 @@ def find_hierarchies(proc: Path = Path("/proc/self")) -> list[Hierarchy]:
     return found
 
 
+def _remove_stale(parent: Path) -> None:
+    with contextlib.suppress(OSError):
+        for child in parent.glob("penguin-shell-*-*"):
+            owner = child.name.split("-")[2]
+            if owner.isdigit() and not Path("/proc", owner).exists():
+                with contextlib.suppress(OSError):
+                    child.rmdir()  # fails, and is left alone, while a process is still inside
+
+
 class CgroupLease:
     """The cgroups of one command: the launcher joins them, ``release`` empties and removes them."""
 
@@ -167,9 +176,14 @@ class Cgroups:
 
     @classmethod
     def discover(cls) -> Cgroups:
-        """The hierarchies of this process where a child cgroup can be created (tried once each)."""
+        """The hierarchies of this process where a child cgroup can be created (tried once each).
+
+        Empty command cgroups left by a Penguin process that no longer runs (one killed with a
+        command running: the kernel killed the command, nobody removed its directory) are removed.
+        """
         usable = []
         for hierarchy in find_hierarchies():
+            _remove_stale(hierarchy.parent)
             probe = hierarchy.parent / f"penguin-probe-{os.getpid()}-{uuid.uuid4().hex[:12]}"
             try:
                 probe.mkdir()

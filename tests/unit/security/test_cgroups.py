@@ -85,3 +85,18 @@ def _command(pid: int) -> str:
             return fh.read().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+def test_discovery_removes_the_empty_cgroups_of_dead_penguins() -> None:
+    parents = [h.parent for h in Cgroups.discover().hierarchies]
+    dead = [p / "penguin-shell-99999999-left-by-a-killed-server" for p in parents]
+    ours = [p / f"penguin-shell-{os.getpid()}-in-use" for p in parents]
+    for path in (*dead, *ours):
+        path.mkdir()
+    try:
+        Cgroups.discover()
+        assert not any(map(os.path.exists, dead)) and all(map(os.path.exists, ours))
+    finally:
+        for path in (*dead, *ours):
+            if os.path.exists(path):
+                path.rmdir()
