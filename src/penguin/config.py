@@ -178,6 +178,23 @@ class Settings(BaseSettings):
     workspace_max_write_bytes: int = Field(default=2_097_152, ge=1, description="Largest content write_file writes.")
     shell_timeout: float = Field(default=30.0, gt=0, description="Seconds a run_shell command may run.")
     shell_max_output_bytes: int = Field(default=65_536, ge=1024, description="run_shell output kept (bytes).")
+    # The shell sandbox (penguin.security.sandbox; docs/security.md).
+    shell_sandbox: Literal["required", "off"] = Field(
+        default="required",
+        description="'required': run_shell commands run in a bubblewrap sandbox, and the shell cannot be "
+        "enabled where none can be built. 'off': commands run unconfined as the Penguin user.",
+    )
+    shell_cpu_seconds: int = Field(default=60, ge=1, description="CPU seconds per run_shell process.")
+    shell_memory_bytes: int = Field(
+        default=1024**3, ge=16 * 1024**2,
+        description="Memory of one run_shell command: all its processes (with a memory cgroup), and each one's data.",
+    )
+    shell_max_processes: int = Field(default=128, ge=4, description="Processes and threads of one run_shell command.")
+    shell_max_file_bytes: int = Field(default=1024**3, ge=4096, description="Largest file a run_shell command writes.")
+    shell_tmp_bytes: int = Field(default=256 * 1024**2, ge=1024**2, description="Size of a command's private /tmp.")
+    shell_read_only_paths: list[Path] = Field(
+        default_factory=list, description="Extra host paths run_shell commands may read (e.g. a toolchain in /opt)."
+    )
     mcp_connect_timeout: float = Field(default=30.0, gt=0, description="Seconds to start an MCP server.")
 
     # Shared memory (penguin.memory)

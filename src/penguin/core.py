@@ -15,7 +15,7 @@ import pydantic
 
 from penguin.agents.registry import AgentRegistry
 from penguin.agents.runtime import Runtimes
-from penguin.agents.spec import AgentSpec
+from penguin.agents.spec import AgentSpec, ToolPolicy
 from penguin.charter import Charter, CharterFiles, CharterRunResult, CharterWorkflow, Problem, lint
 from penguin.charter.tools import TOOLS as CHARTER_TOOLS
 from penguin.config import ProviderSettings, Settings, check_setting_names
@@ -34,6 +34,7 @@ from penguin.models.progress import LogProgress, ModelProgress
 from penguin.models.providers import Provider, Providers
 from penguin.models.registry import ModelRegistry
 from penguin.naming import DEFAULT_AGENT_ID, validate_agent_id
+from penguin.security.sandbox import ShellSandbox
 from penguin.storage.database import Database
 from penguin.storage.owner import DatabaseLock, DataDirLock
 from penguin.telemetry import RuntimeMetrics, TelemetryCollector, TelemetrySummary
@@ -96,10 +97,13 @@ class PenguinCore(MessagingSurface):
         self.workspace = Workspace.from_settings(settings)
         self.approvals = ApprovalBroker()
         self.tools = ToolRegistry(policy=ToolPolicyEnforcer(approvals=self.approvals))
+        #: Where ``run_shell`` commands run; ``stop()`` kills any still running.
+        self.sandbox = ShellSandbox.from_settings(settings, workspace=self.workspace.root)
         register_builtin_tools(
             self.tools,
             self.workspace,
             shell=ShellLimits(timeout=settings.shell_timeout, max_output_bytes=settings.shell_max_output_bytes),
+            sandbox=self.sandbox,
         )
         self.mcp = MCPManager(
             self.tools, log_dir=settings.data_dir / "logs", connect_timeout=settings.mcp_connect_timeout
@@ -186,6 +190,7 @@ class PenguinCore(MessagingSurface):
         await self.tasks.aclose()
         for runtime in self.runtimes.all():
             runtime.cancel()
+        await self.sandbox.aclose()
         await self._stop_messaging()
         await self.telemetry.aclose()
         self.approvals.close()
@@ -234,7 +239,11 @@ class PenguinCore(MessagingSurface):
         Args:
             exist_ok: when ``agent_id`` exists, update it with ``fields`` and return it (an upsert)
                 instead of raising ``AgentExists``.
+
+        Raises:
+            SandboxUnavailable: the policy enables ``run_shell`` and no shell sandbox can be built here.
         """
+        await self._check_shell(fields)
         try:
             return await self.agents.create(agent_id, **fields)
         except AgentExists:
@@ -249,7 +258,20 @@ class PenguinCore(MessagingSurface):
         return self.agents.list(role=role)
 
     async def update_agent(self, agent_id: str, **changes: Any) -> AgentSpec:
+        """Change an agent's fields (as ``create_agent``).
+
+        Raises:
+            SandboxUnavailable: the change enables ``run_shell`` and no shell sandbox can be built here.
+        """
+        await self._check_shell(changes)
         return await self.agents.update(validate_agent_id(agent_id), changes)
+
+    async def _check_shell(self, fields: Mapping[str, Any]) -> None:
+        """Refuse to enable ``run_shell`` where it cannot be sandboxed (``shell_sandbox = "required"``)."""
+        policy = fields.get("tool_policy")
+        wants = policy.shell if isinstance(policy, ToolPolicy) else isinstance(policy, Mapping) and policy.get("shell")
+        if wants is True:
+            await self.sandbox.require()
 
     async def remove_agent(self, agent_id: str) -> AgentSpec:
         return await self.agents.remove(validate_agent_id(agent_id))

@@ -32,7 +32,8 @@ CLI) can translate them once, from a single table::
         │   └── ToolDenied        policy refused the call
         ├── QuotaExceeded         a budget or rate limit is exhausted (429)
         ├── AgentPaused           raised only where waiting is not possible
-        └── MigrationFailed       a schema upgrade failed and was rolled back
+        ├── MigrationFailed       a schema upgrade failed and was rolled back
+        └── SandboxUnavailable    503, the shell cannot be confined on this machine (says why and the fix)
 """
 
 from __future__ import annotations
@@ -269,6 +270,19 @@ class MigrationFailed(RuntimeFailure):
     title = "Database upgrade failed"
 
 
+class SandboxUnavailable(RuntimeFailure):
+    """``run_shell`` cannot be enabled: no shell sandbox can be built here and ``shell_sandbox`` is ``required``.
+
+    A runtime failure, not a caller mistake: the request is fine, the machine lacks bubblewrap,
+    namespaces or a process limit. The detail names the missing piece and the setting that
+    runs commands unconfined instead.
+    """
+
+    status = 503
+    code = "sandbox-unavailable"
+    title = "Shell sandbox unavailable"
+
+
 __all__ = [
     "AgentExists",
     "AgentNotFound",
@@ -290,6 +304,7 @@ __all__ = [
     "PenguinError",
     "QuotaExceeded",
     "RuntimeFailure",
+    "SandboxUnavailable",
     "SchemaMismatch",
     "SchemaTooNew",
     "SchemaUnrecognized",

@@ -23,6 +23,8 @@ class ToolPolicy:
     deny: tuple[str, ...] = ()
     #: ``run_shell`` is off unless this is true.
     shell: bool = False
+    #: ``run_shell`` commands may reach the network (off: a network namespace with only its own loopback).
+    shell_network: bool = False
     #: Tool calls per minute for the agent as a whole (None = unlimited).
     rate_per_minute: int | None = None
     #: Calls per minute per tool name (glob → limit).
@@ -76,8 +78,9 @@ class ToolPolicy:
                 if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
                     raise ValidationFailed(f"{key} must be a positive number", field=f"tool_policy.{key}")
                 values[key] = float(v)
-        if "shell" in values and not isinstance(values["shell"], bool):
-            raise ValidationFailed("shell must be true or false", field="tool_policy.shell")
+        for key in ("shell", "shell_network"):
+            if key in values and not isinstance(values[key], bool):
+                raise ValidationFailed(f"{key} must be true or false", field=f"tool_policy.{key}")
         return cls(**values)
 
 

@@ -47,6 +47,7 @@ from penguin.errors import (
     PenguinError,
     QuotaExceeded,
     RuntimeFailure,
+    SandboxUnavailable,
     SchemaMismatch,
     SchemaTooNew,
     SchemaUnrecognized,
@@ -127,6 +128,7 @@ STATUS_BY_ERROR: Mapping[type[PenguinError], int] = {
     ModelCacheUnwritable: 503,
     ExtraNotInstalled: 503,
     ServerShuttingDown: 503,
+    SandboxUnavailable: 503,
     # Raised when a core starts on a database it must not open (the CLI exits 2 on them).
     SchemaMismatch: 409,
     SchemaTooNew: 409,

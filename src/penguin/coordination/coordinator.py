@@ -140,7 +140,7 @@ class MultiAgentCoordinator:
         self._roles = {k: list(v) for k, v in (await self._kv.load(ROLES)).items()}
         self._cursors = {k: int(v) for k, v in (await self._kv.load(CURSORS)).items()}
         stored = (await self._kv.load(ROUTING)).get("router")
-        self._router = Router.from_dict(stored) if stored else Router()
+        self._router = Router.restore(stored) if stored else Router()
 
     # Roles -----------------------------------------------------------------------------------
 
@@ -330,8 +330,18 @@ class MultiAgentCoordinator:
 
     async def set_routes(self, rules: Sequence[RouteRule | Mapping[str, Any]], *,
                          default: Sequence[str] = ()) -> Router:
-        """Replace the routing rules (ordered) and the default chain; persisted."""
-        built = [r if isinstance(r, RouteRule) else RouteRule.from_dict(r) for r in rules]
+        """Replace the routing rules (ordered) and the default chain; persisted.
+
+        Raises:
+            ValidationFailed: a rule is malformed; ``field`` names it as ``rules.<index>.<field>``.
+        """
+        built = []
+        for index, rule in enumerate(rules):
+            try:
+                built.append(rule if isinstance(rule, RouteRule) else RouteRule.from_dict(rule))
+            except ValidationFailed as exc:
+                field = f"rules.{index}" if exc.field in (None, "rules") else f"rules.{index}.{exc.field}"
+                raise ValidationFailed(exc.detail, field=field) from None
         self._router = Router(built, default=default)
         self._kv.put(ROUTING, "router", self._router.to_dict())
         await self._kv.commit()
@@ -348,7 +358,7 @@ class MultiAgentCoordinator:
         Raises:
             AgentNotFound: no rule matched and there is no default chain.
         """
-        rule, chain = self._router.select(text, metadata, context)
+        rule, chain = await self._router.aselect(text, metadata, context)
         if not chain:
             raise AgentNotFound("no routing rule matched and no default target is set (set_routes)",
                                 field="rules")

@@ -192,6 +192,7 @@ class Engine:
             turn_id=turn_id,
             task_id=turn.task_id,
             core=self._core,
+            policy=spec.tool_policy,
         )
         model_ms = tools_ms = 0.0
         recall: RecallBlock | None = None

@@ -23,6 +23,7 @@ from typing import Annotated, Any, get_args, get_origin, get_type_hints
 import orjson
 import pydantic
 
+from penguin.agents.spec import ToolPolicy
 from penguin.errors import ToolError
 from penguin.models.base import ToolSchema
 
@@ -37,6 +38,8 @@ class ToolContext:
     task_id: str | None = None
     #: The ``PenguinCore`` (typed ``Any`` to keep tools free of an import cycle).
     core: Any = None
+    #: The calling agent's tool policy as the turn began (e.g. ``shell_network`` for ``run_shell``).
+    policy: ToolPolicy = field(default_factory=ToolPolicy)
     #: Per-call extras (e.g. the workspace root) set by the engine.
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -27,7 +27,7 @@ import os
 import stat
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -361,7 +361,9 @@ class Workspace:
         finally:
             os.close(fd)
 
-    def iter_files(self, path: str = ".", *, skip_dirs: frozenset[str] = frozenset()) -> Iterator[tuple[str, bytes]]:
+    def iter_files(
+        self, path: str = ".", *, skip_dirs: frozenset[str] = frozenset()
+    ) -> Generator[tuple[str, bytes], None, None]:
         """Yield (workspace path, content) for every regular file under ``path``.
 
         Symlinks are never followed; files over the read cap, and unreadable or special files, are

@@ -1,25 +1,25 @@
-"""``run_shell``: one shell command in the workspace directory, bounded in time and output.
+"""``run_shell``: one shell command in the workspace sandbox, bounded in time and output.
 
 The tool is off unless an agent's ``ToolPolicy.shell`` is true (the registry hides it otherwise).
-It is not a filesystem sandbox: a shell can reach anything the Penguin process can, which is why
-it is opt-in per agent. What it does guarantee is that the event loop never blocks on it (an
-asyncio subprocess), that output beyond the cap is drained and dropped instead of filling memory,
-and that a command which runs past its timeout, or whose call is cancelled, is killed together
-with every process it started (it runs in its own session, so the whole process group goes).
-The command sees a minimal environment: Penguin's own variables (API keys) are not passed on.
+Where and how a command runs is the ``ShellSandbox``'s business (``penguin.security.sandbox``):
+by default a bubblewrap sandbox that sees the workspace and the system's programs but not the
+data directory, the home directories, other processes, the server's environment or, unless the
+agent's ``tool_policy.shell_network`` says so, the network; with CPU, memory, process and
+file-size limits. This module adds what belongs to the call: the event loop never blocks on the
+command (an asyncio subprocess), output beyond the cap is drained and dropped instead of filling
+memory, and a command that outlives its timeout, or whose call is cancelled, is killed with every
+process it started (the sandbox's block ends them all).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
+import inspect
 from dataclasses import dataclass
 
-from penguin.errors import ToolError
-from penguin.tools.base import Tool, tool_from_function
-from penguin.tools.sandbox import Workspace
+from penguin.errors import SandboxUnavailable, ToolDenied, ToolError
+from penguin.security.sandbox import ShellSandbox
+from penguin.tools.base import Tool, ToolContext, tool_from_function
 
 _READ_CHUNK = 65_536
 
@@ -34,18 +34,6 @@ class ShellLimits:
     max_output_bytes: int = 65_536
 
 
-def shell_environment(workspace: Workspace) -> dict[str, str]:
-    """The environment a command runs with: a PATH, a UTF-8 locale, and HOME = the workspace."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(workspace.root),
-        "PWD": str(workspace.root),
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "TERM": "dumb",
-    }
-
-
 async def _drain(stream: asyncio.StreamReader, keep: bytearray, cap: int) -> bool:
     """Read ``stream`` to EOF, keeping the first ``cap`` bytes; return True when some were dropped."""
     dropped = False
@@ -58,12 +46,6 @@ async def _drain(stream: asyncio.StreamReader, keep: bytearray, cap: int) -> boo
     return dropped
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _render(code: int | None, output: bytearray, dropped: bool) -> str:
     text = output.decode("utf-8", errors="replace")
     if dropped:
@@ -71,11 +53,11 @@ def _render(code: int | None, output: bytearray, dropped: bool) -> str:
     return f"exit code: {code}\n{text}"
 
 
-def shell_tool(workspace: Workspace, limits: ShellLimits | None = None) -> Tool:
-    """Build the ``run_shell`` tool bound to ``workspace``."""
+def shell_tool(sandbox: ShellSandbox, limits: ShellLimits | None = None) -> Tool:
+    """Build the ``run_shell`` tool that runs commands in ``sandbox``."""
     bounds = limits or ShellLimits()
 
-    async def run_shell(command: str, timeout: float | None = None) -> str:
+    async def run_shell(ctx: ToolContext, command: str, timeout: float | None = None) -> str:
         """Run a shell command (sh -c) in the workspace directory and return its exit code and output.
 
         stdout and stderr are combined. ``timeout`` (seconds) may shorten the default limit, never
@@ -86,37 +68,30 @@ def shell_tool(workspace: Workspace, limits: ShellLimits | None = None) -> Tool:
         if timeout is not None and timeout <= 0:
             raise ToolError("timeout must be a positive number of seconds")
         limit = bounds.timeout if timeout is None else min(timeout, bounds.timeout)
-        proc = await asyncio.create_subprocess_shell(
-            command,
-            cwd=workspace.root,
-            env=shell_environment(workspace),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
         output = bytearray()
         dropped = False
+        code: int | None = None
         try:
-            async with asyncio.timeout(limit) as scope:
-                if proc.stdout is not None:
-                    dropped = await _drain(proc.stdout, output, bounds.max_output_bytes)
-                code = await proc.wait()
-        except TimeoutError:
-            if not scope.expired():
-                raise
-            _kill_group(proc)
-            await proc.wait()
+            async with sandbox.run(command, network=ctx.policy.shell_network) as proc:
+                try:
+                    async with asyncio.timeout(limit) as scope:
+                        if proc.stdout is not None:
+                            dropped = await _drain(proc.stdout, output, bounds.max_output_bytes)
+                        code = await proc.wait()
+                except TimeoutError:
+                    if not scope.expired():
+                        raise
+        except SandboxUnavailable as exc:
+            raise ToolDenied(exc.detail, reason="sandbox") from None
+        if code is None:
             raise ToolError(
-                f"command timed out after {limit:g}s and was killed; output so far:\n"
-                + _render(None, output, dropped)
-            ) from None
-        finally:
-            # Cancelled from outside (policy timeout, turn cancel): never leave the command running.
-            if proc.returncode is None:
-                _kill_group(proc)
-                with contextlib.suppress(ProcessLookupError):
-                    await asyncio.shield(proc.wait())
+                f"command timed out after {limit:g}s and was killed; output so far:\n" + _render(None, output, dropped)
+            )
         return _render(code, output, dropped)
 
-    return tool_from_function(run_shell, blocking=False)
+    confined = (" It runs in a sandbox: the workspace is writable, the system is read-only, nothing else of "
+                "the machine is visible, and the network is off unless the agent's policy allows it.")
+    description = (inspect.getdoc(run_shell) or "").split("\n\n")[0]
+    return tool_from_function(
+        run_shell, blocking=False, description=description + (confined if sandbox.mode == "required" else "")
+    )

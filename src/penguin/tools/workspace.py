@@ -5,14 +5,24 @@ tree; there is no ambient "current directory". The file tools are plain function
 the disk, and ``Tool.invoke`` runs them in a worker thread (``blocking=True``), so the event loop
 keeps serving other agents while a file is read. ``register_builtin_tools`` is what
 ``PenguinCore`` calls; which agent sees which tool is the registry's and the policy's business.
+
+``search_files`` takes a model's regular expression, so it is compiled by RE2 (linear time, see
+``penguin.security.patterns``) and the search runs in a worker thread under a budget of time,
+files and bytes. The thread also stops as soon as its call is abandoned (a policy timeout or a
+cancelled turn): a search never outlives the call that asked for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
-import re
+import threading
+import time
 
-from penguin.errors import ToolError
+from penguin.errors import ToolError, ValidationFailed
+from penguin.security.patterns import UserPattern, compile_pattern
+from penguin.security.sandbox import ShellSandbox
 from penguin.tools.base import Tool, tool_from_function
 from penguin.tools.registry import ToolRegistry
 from penguin.tools.sandbox import Workspace
@@ -26,6 +36,56 @@ MAX_SEARCH_RESULTS = 1000
 MAX_LINE_CHARS = 300
 #: ``list_dir`` shows at most this many entries.
 MAX_DIR_ENTRIES = 1000
+#: One ``search_files`` call stops after this many seconds ...
+SEARCH_BUDGET_SECONDS = 10.0
+#: ... or files read ...
+SEARCH_BUDGET_FILES = 20_000
+#: ... or bytes read, whichever comes first, and says so.
+SEARCH_BUDGET_BYTES = 256 * 1024 * 1024
+#: Lines searched between two looks at the clock and the cancel flag.
+_CHECK_EVERY_LINES = 256
+
+
+def _over_budget(files: int, size: int) -> str:
+    return (f"[search stopped at its budget ({SEARCH_BUDGET_SECONDS:g}s, {SEARCH_BUDGET_FILES} files, "
+            f"{SEARCH_BUDGET_BYTES} bytes) after {files} files and {size} bytes; narrow the path or glob]")
+
+
+def _search(
+    workspace: Workspace, regex: UserPattern, path: str, glob: str | None, limit: int, stop: threading.Event
+) -> str:
+    """The blocking body of ``search_files``: walk, read and match until done, budget or ``stop``."""
+    deadline = time.monotonic() + SEARCH_BUDGET_SECONDS
+    matches: list[str] = []
+    files = size = 0
+    ended: str | None = None
+    with contextlib.closing(workspace.iter_files(path, skip_dirs=SEARCH_SKIP_DIRS)) as found:
+        for file_path, content in found:
+            files += 1
+            size += len(content)
+            if stop.is_set():
+                break
+            if files > SEARCH_BUDGET_FILES or size > SEARCH_BUDGET_BYTES or time.monotonic() > deadline:
+                ended = _over_budget(files - 1, size - len(content))
+                break
+            if glob is not None and not fnmatch.fnmatchcase(file_path.rsplit("/", 1)[-1], glob):
+                continue
+            if b"\x00" in content[:8192]:
+                continue  # binary
+            for number, line in enumerate(content.decode("utf-8", errors="replace").splitlines(), 1):
+                if number % _CHECK_EVERY_LINES == 0 and (stop.is_set() or time.monotonic() > deadline):
+                    ended = _over_budget(files, size)
+                    break
+                if regex.search(line[: MAX_LINE_CHARS * 10]):
+                    if len(matches) >= limit:
+                        ended = f"[stopped at {limit} matches; narrow the pattern, path or glob]"
+                        break
+                    matches.append(f"{file_path}:{number}: {line[:MAX_LINE_CHARS]}")
+            if ended is not None:
+                break
+    if ended is not None:
+        matches.append(ended)
+    return "\n".join(matches) if matches else "no matches"
 
 
 def workspace_tools(workspace: Workspace) -> list[Tool]:
@@ -95,57 +155,51 @@ def workspace_tools(workspace: Workspace) -> list[Tool]:
             lines.append(f"[more than {MAX_DIR_ENTRIES} entries; only the first {MAX_DIR_ENTRIES} are shown]")
         return "\n".join(lines) if lines else "(empty directory)"
 
-    def search_files(
+    async def search_files(
         pattern: str, path: str = ".", glob: str | None = None, ignore_case: bool = False, max_results: int = 100
     ) -> str:
         """Search text files under a workspace directory for a regular expression (like grep -rn).
 
         Returns 'path:line: text' lines. ``glob`` filters file names (e.g. '*.py'); at most
-        ``max_results`` matches are returned.
+        ``max_results`` matches are returned. Patterns use RE2 syntax (no backreferences or lookaround).
         """
         if max_results < 1:
             raise ToolError("max_results must be 1 or more")
-        limit = min(max_results, MAX_SEARCH_RESULTS)
         try:
-            regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise ToolError(f"invalid regular expression {pattern!r}: {exc}") from None
-        matches: list[str] = []
-        more = False
-        for file_path, content in workspace.iter_files(path, skip_dirs=SEARCH_SKIP_DIRS):
-            if glob is not None and not fnmatch.fnmatchcase(file_path.rsplit("/", 1)[-1], glob):
-                continue
-            if b"\x00" in content[:8192]:
-                continue  # binary
-            for number, line in enumerate(content.decode("utf-8", errors="replace").splitlines(), 1):
-                if regex.search(line[: MAX_LINE_CHARS * 10]):
-                    if len(matches) >= limit:
-                        more = True
-                        break
-                    matches.append(f"{file_path}:{number}: {line[:MAX_LINE_CHARS]}")
-            if more:
-                break
-        if not matches:
-            return "no matches"
-        if more:
-            matches.append(f"[stopped at {limit} matches; narrow the pattern, path or glob]")
-        return "\n".join(matches)
+            regex = compile_pattern(pattern, field="pattern", ignore_case=ignore_case)
+        except ValidationFailed as exc:
+            raise ToolError(exc.detail) from None
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                _search, workspace, regex, path, glob, min(max_results, MAX_SEARCH_RESULTS), stop
+            )
+        finally:
+            stop.set()
 
     return [
-        tool_from_function(fn, blocking=True)
-        for fn in (read_file, write_file, edit_file, list_dir, search_files)
+        *(tool_from_function(fn, blocking=True) for fn in (read_file, write_file, edit_file, list_dir)),
+        tool_from_function(search_files, blocking=False),
     ]
 
 
 def register_builtin_tools(
-    registry: ToolRegistry, workspace: Workspace, *, shell: ShellLimits | None = None
+    registry: ToolRegistry,
+    workspace: Workspace,
+    *,
+    shell: ShellLimits | None = None,
+    sandbox: ShellSandbox | None = None,
 ) -> list[Tool]:
     """Register the workspace file tools and ``run_shell`` (hidden unless ``ToolPolicy.shell``).
+
+    Args:
+        shell: the time and output bounds of ``run_shell``.
+        sandbox: where ``run_shell`` commands run (default: a required sandbox of the workspace).
 
     Returns:
         The registered tools.
     """
-    tools = [*workspace_tools(workspace), shell_tool(workspace, shell)]
+    tools = [*workspace_tools(workspace), shell_tool(sandbox or ShellSandbox(workspace=workspace.root), shell)]
     for tool in tools:
         registry.register(tool)
     return tools

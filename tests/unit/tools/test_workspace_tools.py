@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -39,7 +42,7 @@ SHELL_AGENT = AgentSpec(agent_id="ops", tool_policy=ToolPolicy(shell=True))
 
 
 async def call(registry: ToolRegistry, name: str, spec: AgentSpec = AGENT, **arguments: object) -> ToolOutcome:
-    ctx = ToolContext(agent_id=spec.agent_id, conversation_id="conv", turn_id="turn")
+    ctx = ToolContext(agent_id=spec.agent_id, conversation_id="conv", turn_id="turn", policy=spec.tool_policy)
     return await registry.call(spec, ctx, "call_1", name, orjson.dumps(arguments).decode())
 
 
@@ -174,9 +177,12 @@ async def test_search_results_are_capped(registry: ToolRegistry, ws: Workspace) 
 
 
 async def test_file_tools_run_in_worker_threads(registry: ToolRegistry) -> None:
-    assert [n for n in FILE_TOOLS if (t := registry.get(n)) is not None and t.blocking] == FILE_TOOLS
-    run_shell = registry.get("run_shell")
-    assert run_shell is not None and not run_shell.blocking
+    # search_files is async only to stop its worker thread when the call is abandoned.
+    blocking = [n for n in FILE_TOOLS if (t := registry.get(n)) is not None and t.blocking]
+    assert blocking == ["edit_file", "list_dir", "read_file", "write_file"]
+    for name in ("search_files", "run_shell"):
+        tool = registry.get(name)
+        assert tool is not None and not tool.blocking
 
 
 # -- run_shell -------------------------------------------------------------------------------------
@@ -203,36 +209,39 @@ async def test_shell_output_is_capped(registry: ToolRegistry) -> None:
     assert out == "exit code: 0\n" + "a" * 2048 + "\n[output truncated at 2048 bytes]"
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie still answers kill(0); it is dead if /proc says so.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[1][0] == "Z"
-    except FileNotFoundError:
-        return True
+def running(marker: str) -> list[int]:
+    """Host pids of processes whose command line contains ``marker`` (sandboxed pids are namespaced)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+                with open(f"/proc/{entry}/stat") as fh:
+                    zombie = fh.read().rsplit(") ", 1)[1][0] == "Z"
+            except OSError:
+                continue
+            if marker in cmdline and not zombie and int(entry) != os.getpid():
+                found.append(int(entry))
+    return found
 
 
-async def test_shell_timeout_kills_the_command_and_its_children(registry: ToolRegistry, ws: Workspace) -> None:
+async def test_shell_timeout_kills_the_command_and_its_children(registry: ToolRegistry) -> None:
     started = time.perf_counter()
     outcome = await call(registry, "run_shell", SHELL_AGENT,
-                         command="sleep 30 & echo $! > child.pid; echo started; wait", timeout=0.5)
+                         command="sleep 30.0417 & echo started; wait", timeout=0.5)
     assert time.perf_counter() - started < 3
     assert outcome.error == (
         "command timed out after 0.5s and was killed; output so far:\nexit code: None\nstarted\n"
     )
-    assert _gone(int((ws.root / "child.pid").read_text()))
+    assert running("sleep 30.0417") == []
 
 
 async def test_policy_timeout_also_kills_the_shell(ws: Workspace, registry: ToolRegistry) -> None:
     spec = AgentSpec(agent_id="ops", tool_policy=ToolPolicy(shell=True, timeout=0.3))
-    outcome = await call(registry, "run_shell", spec, command="echo $$ > sh.pid; sleep 30")
+    outcome = await call(registry, "run_shell", spec, command="touch started; sleep 30.0418")
     assert outcome.error == "tool 'run_shell' timed out after 0.3s (tool_policy.timeout); the call was abandoned"
-    await asyncio.sleep(0.05)
-    assert _gone(int((ws.root / "sh.pid").read_text()))
+    assert (ws.root / "started").exists() and running("sleep 30.0418") == []
 
 
 async def test_shell_argument_errors(registry: ToolRegistry) -> None:
@@ -294,3 +303,58 @@ async def test_list_dir_is_capped(registry: ToolRegistry, ws: Workspace, monkeyp
     assert ok(await call(registry, "list_dir")).splitlines() == [
         "f0  0 bytes", "f1  0 bytes", "f2  0 bytes", "[more than 3 entries; only the first 3 are shown]"
     ]
+
+
+# -- search_files under hostile patterns ------------------------------------------------------------
+
+async def test_a_catastrophic_pattern_searches_in_linear_time(registry: ToolRegistry, ws: Workspace) -> None:
+    (ws.root / "input.txt").write_text(("a" * 30 + "b\n") * 100)
+    started = time.perf_counter()
+    assert ok(await call(registry, "search_files", pattern="(a+)+$")) == "no matches"
+    assert time.perf_counter() - started < 1.0  # Python's re: minutes per line
+    lookahead = await call(registry, "search_files", pattern="a(?=b)")
+    assert lookahead.error is not None and "invalid perl operator: (?=" in lookahead.error
+    assert "RE2 syntax" in lookahead.error
+
+
+async def test_search_stops_at_its_budget(
+    registry: ToolRegistry, ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from penguin.tools import workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "SEARCH_BUDGET_FILES", 2)
+    for i in range(5):
+        (ws.root / f"f{i}.txt").write_text("miss\n")
+    assert ok(await call(registry, "search_files", pattern="hit")) == (
+        "[search stopped at its budget (10s, 2 files, 268435456 bytes) after 2 files and 10 bytes; "
+        "narrow the path or glob]"
+    )
+
+
+class EndlessWorkspace(Workspace):
+    """A workspace with files without end, each read slowly; says when its walk was abandoned."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.walk_closed = threading.Event()
+
+    def iter_files(  # type: ignore[override]
+        self, path: str = ".", *, skip_dirs: frozenset[str] = frozenset()
+    ) -> Iterator[tuple[str, bytes]]:
+        try:
+            for n in itertools.count():
+                time.sleep(0.005)
+                yield f"f{n}.txt", b"nothing to see\n"
+        finally:
+            self.walk_closed.set()
+
+
+async def test_an_abandoned_search_stops_its_thread(tmp_path: Path) -> None:
+    endless = EndlessWorkspace(tmp_path / "endless")
+    registry = ToolRegistry()
+    register_builtin_tools(registry, endless)
+    spec = AgentSpec(agent_id="worker", tool_policy=ToolPolicy(timeout=0.2))
+    outcome = await call(registry, "search_files", spec, pattern="needle")
+    assert outcome.error == "tool 'search_files' timed out after 0.2s (tool_policy.timeout); the call was abandoned"
+    # The worker thread notices within a file, long before its own 10 s budget would stop it.
+    assert await asyncio.to_thread(endless.walk_closed.wait, 2.0)

@@ -1,0 +1,1 @@
+"""Security: the shell sandbox (``sandbox``, ``cgroups``) and user regular expressions (``patterns``)."""
